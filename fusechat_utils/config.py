@@ -10,6 +10,7 @@ that name the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -18,7 +19,8 @@ from typing import Any
 
 import yaml
 
-PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PARAMS_DIR = PROJECT_ROOT / "params"
 COMMON_FILE = "common.yaml"
 
 
@@ -38,7 +40,12 @@ class StepConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], source: str = "notebook parameters"):
-        """Build from a namespace (a notebook's `globals()`, a profile dict): takes exactly this step's fields."""
+        """Build from a namespace (a notebook's `globals()`, a profile dict): takes exactly this step's fields.
+
+        Also makes the project root the working directory: Jupyter and nbval start kernels in the notebook's
+        folder, papermill in the project root; relative paths in params must mean the same in all of them.
+        """
+        os.chdir(PROJECT_ROOT)
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in params]
         if missing:
@@ -110,9 +117,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ParamError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ParamError(f"{path}: expected a flat mapping of key: value, got {type(data).__name__}")
-    nested = [k for k, v in data.items() if isinstance(v, dict)]
-    if nested:
-        raise ParamError(f"{path}: keys must be flat; nested mapping under {nested}")
     return data
 
 

@@ -1,0 +1,52 @@
+"""Command line: `fusechat run ...` and `fusechat toy-world` (also `python -m fusechat_utils ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fusechat", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the pipeline notebooks with papermill")
+    run.add_argument("--profile", default="toy", help="params/<profile>/ or a folder of YAML files (default: toy)")
+    run.add_argument("--steps", help="e.g. 01-04 or 05 (default: all)")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one param (repeatable); values are YAML scalars")
+    run.add_argument("--run-name", help="outputs/<run-name>/ (default: the profile's name)")
+    run.add_argument("--force", action="store_true", help="re-run steps even if inputs and params are unchanged")
+    toy = sub.add_parser("toy-world", help="build the toy world (models, fixtures, benchmarks) if missing")
+    toy.add_argument("--out-dir", default="outputs/toy_world")
+    toy.add_argument("--force", action="store_true")
+    return parser
+
+
+def _run(args) -> int:
+    from fusechat_utils.config import ParamError, parse_set
+    from fusechat_utils.runner import StepFailed, run_pipeline
+    from fusechat_utils.summary import print_summary
+
+    try:
+        results = run_pipeline(args.profile, args.steps, parse_set(args.sets), args.run_name, args.force)
+    except (ParamError, StepFailed, KeyError, ValueError) as err:
+        print(f"fusechat run: {err}", file=sys.stderr)
+        return 1
+    print_summary(results)
+    return 0
+
+
+def _toy_world(args) -> int:
+    import time
+
+    from fusechat_utils.toyworld import build
+
+    started = time.time()
+    path = build(out_dir=args.out_dir, force=args.force)
+    print(f"toy world ready at {path} ({time.time() - started:.1f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return {"run": _run, "toy-world": _toy_world}[args.command](args)

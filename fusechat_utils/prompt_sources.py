@@ -1,0 +1,133 @@
+"""The 8 source datasets of FuseChat-3.0: hub ids, real column schemas, and one adapter per dataset.
+
+An adapter maps one row of the dataset's real schema to the kit's prompt fields. Paper profiles read the hub
+with `datasets.load_dataset`; the toy profile reads fixture files written in the same schemas, through the same
+adapters. A missing column or a wrong type stops with `SchemaError` naming dataset, file, row and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class SchemaError(ValueError):
+    """A row does not have the dataset's real schema."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str  # the paper's name for it (dataset_composition.csv)
+    hf_id: str
+    category: str  # general | math | code | chinese
+    columns: dict[str, type | tuple[type, ...]]  # the columns the adapter reads, with their types
+    adapt: Callable[[dict[str, Any]], dict[str, Any]]
+    language: str = "en"
+
+    @property
+    def fixture_name(self) -> str:
+        return self.hf_id.replace("/", "__") + ".jsonl"
+
+
+def _text(*parts: str) -> str:
+    return "\n\n".join(p.strip() for p in parts if p and p.strip())
+
+
+def _ultrafeedback(row):
+    return {"prompt": row["instruction"], "source_tag": row["source"]}
+
+
+def _magpie(row):
+    return {"prompt": row["instruction"], "source_tag": row["task_category"]}
+
+
+def _helpsteer2(row):
+    return {"prompt": row["prompt"]}
+
+
+def _openmath(row):
+    return {
+        "prompt": row["problem"],
+        "gold_answer": row["expected_answer"],
+        # OpenMathInstruct-2's own solution is kept as the Llama-3.1-405B-Instruct response (paper §3.1).
+        "reference_response": row["generated_solution"],
+        "reference_model": "Llama-3.1-405B-Instruct",
+        "source_tag": row["problem_source"],
+    }
+
+
+def _leetcode(row):
+    from fusechat_utils.code_tests import leetcode_tests
+
+    found = leetcode_tests(row["content"], row["python"])
+    tests, entry_point = found if found else (None, None)
+    return {"prompt": row["content"], "tests": tests, "entry_point": entry_point, "source_tag": row["difficulty"]}
+
+
+def _self_oss(row):
+    from fusechat_utils.code_tests import self_oss_tests
+
+    # `instruction` is the user prompt; `prompt` is the generation prompt used to build the dataset.
+    found = self_oss_tests(row["response"])
+    tests, entry_point = found if found else (None, None)
+    return {"prompt": row["instruction"], "tests": tests, "entry_point": entry_point}
+
+
+def _alpaca_zh(row):
+    return {"prompt": _text(row["instruction"], row["input"])}
+
+
+S, L = str, list
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in [
+        DatasetSpec("UltraFeedback", "openbmb/UltraFeedback", "general",
+                    {"source": S, "instruction": S}, _ultrafeedback),
+        DatasetSpec("Magpie-Pro-DPO-100K-v0.1", "Magpie-Align/Magpie-Pro-DPO-100K-v0.1", "general",
+                    {"uuid": S, "instruction": S, "task_category": S}, _magpie),
+        DatasetSpec("HelpSteer2", "nvidia/HelpSteer2", "general", {"prompt": S, "response": S}, _helpsteer2),
+        DatasetSpec("OpenMathInstruct-2", "nvidia/OpenMathInstruct-2", "math",
+                    {"problem": S, "generated_solution": S, "expected_answer": S, "problem_source": S}, _openmath),
+        DatasetSpec("leetcode", "greengerong/leetcode", "code",
+                    {"id": int, "slug": S, "content": S, "python": S, "difficulty": (S, type(None))}, _leetcode),
+        DatasetSpec("self-oss-instruct-sc2-exec-filter-50k", "bigcode/self-oss-instruct-sc2-exec-filter-50k", "code",
+                    {"instruction": S, "response": S}, _self_oss),
+        DatasetSpec("alpaca_gpt4_zh", "llamafactory/alpaca_gpt4_zh", "chinese",
+                    {"instruction": S, "input": S, "output": S}, _alpaca_zh, language="zh"),
+        DatasetSpec("Magpie-Qwen2-Pro-200K-Chinese", "Magpie-Align/Magpie-Qwen2-Pro-200K-Chinese", "chinese",
+                    {"uuid": S, "instruction": S, "task_category": S}, _magpie, language="zh"),
+    ]
+}
+
+
+def check_row(spec: DatasetSpec, row: dict[str, Any], where: str, index: int) -> None:
+    """Raise SchemaError naming dataset, file, row and column if `row` lacks a column or has a wrong type."""
+    for column, expected in spec.columns.items():
+        if column not in row:
+            raise SchemaError(f"{spec.name} ({where}) row {index}: missing column '{column}'")
+        if not isinstance(row[column], expected) or isinstance(row[column], bool):
+            names = getattr(expected, "__name__", None) or "/".join(t.__name__ for t in expected)
+            raise SchemaError(
+                f"{spec.name} ({where}) row {index}: column '{column}' must be {names}, "
+                f"got {type(row[column]).__name__} {str(row[column])[:60]!r}"
+            )
+
+
+def load_rows(spec: DatasetSpec, source: str, fixtures_dir: str, split: str):
+    """(rows, where): the dataset's rows from the hub (`source="hub"`) or from its fixture file."""
+    import datasets
+
+    if source == "hub":
+        ds = datasets.load_dataset(spec.hf_id, split=split)
+        return ds, f"hub:{spec.hf_id}[{split}]"
+    if source != "fixtures":
+        raise ValueError(f"prompts_source must be 'hub' or 'fixtures', got {source!r}")
+    from pathlib import Path
+
+    path = Path(fixtures_dir) / spec.fixture_name
+    if not path.is_file():
+        raise FileNotFoundError(f"{spec.name}: fixture file {path} not found (build it: `fusechat toy-world`)")
+    from fusechat_utils.io import read_jsonl
+
+    return read_jsonl(path), str(path)

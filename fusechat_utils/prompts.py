@@ -1,0 +1,179 @@
+"""Step 01: select prompts from the 8 source datasets, filter them as the paper does, write prompts.parquet.
+
+Usage (what notebooks/01_prompts.ipynb does):
+    cfg = PromptsConfig.from_params(globals()); result = prompts.run(cfg)
+
+Filters (paper §3.1; how is [U], so the rules here are the kit's, each counted by reason, never silent):
+- general and Chinese sets: drop code and math prompts (Magpie's `task_category`, else a keyword heuristic);
+- code sets: keep only prompts with tests (leetcode: parsed from the examples; self-oss: the response's asserts);
+- HelpSteer2 multi-turn prompts (`<extra_id_1>` turn markers) are dropped: the pipeline samples single turns;
+- dedupe on normalized text across all datasets (first dataset in `prompts_datasets` order wins);
+- per-dataset caps after filtering, a seeded random subset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from fusechat_utils.config import StepConfig
+from fusechat_utils.prompt_sources import DATASETS, check_row, load_rows
+
+COLUMNS = ["prompt_id", "dataset", "category", "prompt", "gold_answer", "tests", "entry_point", "language",
+           "reference_response", "reference_model"]
+REASONS = ["empty", "multi_turn", "code_or_math", "no_tests", "duplicate", "over_cap"]
+MAGPIE_DROP_CATEGORIES = {"Coding & Debugging", "Math"}
+
+# Keyword heuristic for code/math inside general and Chinese sets: the paper does not say how it filtered ([U]).
+CODE_PATTERNS = [r"```", r"\bdef \w+\(", r"#include", r"\bfunction\s*\(", r"\bpython\b", r"\bjava(script)?\b",
+                 r"\bc\+\+", r"\bsql\b", r"\bcode\b", r"\bprogram\b", r"代码", r"编程", r"程序", r"函数"]
+MATH_PATTERNS = [r"\$[^$]+\$", r"\\frac|\\sqrt|\\boxed", r"\d\s*[+*/^×÷=]\s*\d", r"\bsolve\b", r"\bequation\b",
+                 r"\bcalculate\b", r"\bwhat is \d", r"计算", r"方程", r"数学", r"求解", r"等于多少"]
+_CODE_RE = re.compile("|".join(CODE_PATTERNS), re.IGNORECASE)
+_MATH_RE = re.compile("|".join(MATH_PATTERNS), re.IGNORECASE)
+
+
+@dataclass
+class PromptsConfig(StepConfig):
+    STEP: ClassVar[str] = "01_prompts"
+
+    prompts_source: str = field(default="fixtures", metadata={"help": "'hub' (datasets.load_dataset) or 'fixtures'"})
+    prompts_fixtures_dir: str = field(default="outputs/toy_world/fixtures", metadata={"help": "fixture files"})
+    prompts_datasets: list[str] = field(default_factory=lambda: list(DATASETS), metadata={"help": "datasets, order"})
+    prompts_hub_splits: dict = field(default_factory=dict, metadata={"help": "dataset -> split (default 'train')"})
+    prompts_max_per_dataset: dict = field(default_factory=dict, metadata={"help": "dataset -> cap after filters"})
+    prompts_filter_code_math: bool = field(default=True, metadata={"help": "drop code/math from general+Chinese"})
+    prompts_leetcode_signature_hint: bool = field(
+        default=True, metadata={"help": "append 'Implement it as `def f(...)`' so tests can call the entry point"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [d for d in [*self.prompts_datasets, *self.prompts_max_per_dataset, *self.prompts_hub_splits]
+                   if d not in DATASETS]
+        if unknown:
+            raise ValueError(f"prompts: unknown dataset name(s) {unknown}; known: {list(DATASETS)}")
+
+
+def normalize(text: str) -> str:
+    """Text used for dedupe: NFKC, lowercase, punctuation removed, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"[^\w\s]", " ", text)
+    return " ".join(text.split())
+
+
+def prompt_id(dataset: str, prompt: str) -> str:
+    return hashlib.sha1(f"{dataset}\0{normalize(prompt)}".encode()).hexdigest()[:16]
+
+
+def looks_like_code_or_math(text: str) -> bool:
+    return bool(_CODE_RE.search(text) or _MATH_RE.search(text))
+
+
+def drop_reason(spec, record: dict[str, Any], cfg: PromptsConfig) -> str | None:
+    """Why a record is dropped by the paper's per-category filters, or None to keep it."""
+    if not record["prompt"].strip():
+        return "empty"
+    if spec.name == "HelpSteer2" and "<extra_id_1>" in record["prompt"]:
+        return "multi_turn"
+    if spec.category in ("general", "chinese") and cfg.prompts_filter_code_math:
+        if record.get("source_tag") in MAGPIE_DROP_CATEGORIES or looks_like_code_or_math(record["prompt"]):
+            return "code_or_math"
+    if spec.category == "code" and not record.get("tests"):
+        return "no_tests"
+    return None
+
+
+def adapt_dataset(spec, cfg: PromptsConfig) -> tuple[list[dict], dict[str, int]]:
+    """Records kept by the per-dataset filters, and the counts (read, dropped by reason)."""
+    split = cfg.prompts_hub_splits.get(spec.name, "train")
+    rows, where = load_rows(spec, cfg.prompts_source, cfg.prompts_fixtures_dir, split)
+    counts = {"read": 0, **{r: 0 for r in REASONS}}
+    kept = []
+    for index, row in enumerate(rows):
+        counts["read"] += 1
+        check_row(spec, row, where, index)
+        record = {"dataset": spec.name, "category": spec.category, "language": spec.language, **spec.adapt(row)}
+        reason = drop_reason(spec, record, cfg)
+        if reason:
+            counts[reason] += 1
+            continue
+        if spec.name == "leetcode" and cfg.prompts_leetcode_signature_hint:
+            signature = re.search(r"def \w+\([^)]*\)", row["python"])
+            record["prompt"] = _with_signature(record["prompt"], signature.group(0) if signature else None)
+        kept.append(record)
+    return kept, counts
+
+
+def _with_signature(prompt: str, signature: str | None) -> str:
+    if not signature or signature in prompt:
+        return prompt
+    return f"{prompt.rstrip()}\n\nImplement it in Python as `{signature}`."
+
+
+def dedupe_and_cap(records: list[dict], counts: dict[str, dict], cfg: PromptsConfig) -> list[dict]:
+    """Drop duplicates on normalized text (first wins), then cap each dataset with a seeded random subset."""
+    seen: set[str] = set()
+    unique = []
+    for record in records:
+        key = normalize(record["prompt"])
+        if key in seen:
+            counts[record["dataset"]]["duplicate"] += 1
+            continue
+        seen.add(key)
+        unique.append(record)
+    df = pd.DataFrame(unique, columns=sorted({k for r in unique for k in r} | {"dataset"}))
+    out = []
+    for name, group in df.groupby("dataset", sort=False):
+        cap = cfg.prompts_max_per_dataset.get(name)
+        if cap is not None and len(group) > cap:
+            counts[name]["over_cap"] += len(group) - cap
+            group = group.sample(n=cap, random_state=cfg.seed).sort_index()
+        out.extend(group.to_dict("records"))
+    return out
+
+
+def to_frame(records: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(records, columns=sorted({k for r in records for k in r} | set(COLUMNS)))
+    df["prompt_id"] = [prompt_id(d, p) for d, p in zip(df["dataset"], df["prompt"])]
+    return df[COLUMNS].astype(object).where(df[COLUMNS].notna(), None)
+
+
+def selection_table(counts: dict[str, dict], df: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: read, dropped by reason, kept, beside the paper's "Selected" count (reference only)."""
+    from fusechat_utils.paper import paper_table
+
+    paper = paper_table("dataset_composition").set_index("dataset")["selected"]
+    rows = []
+    for name, c in counts.items():
+        kept = int((df["dataset"] == name).sum())
+        rows.append({"dataset": name, "category": DATASETS[name].category, "read": c["read"],
+                     **{f"dropped_{r}": c[r] for r in REASONS}, "kept": kept,
+                     "paper_selected": int(paper.get(name, 0))})
+    table = pd.DataFrame(rows)
+    bad = table[table["read"] != table[[f"dropped_{r}" for r in REASONS]].sum(axis=1) + table["kept"]]
+    if len(bad):
+        raise AssertionError(f"selection counts do not add up for {list(bad['dataset'])}")
+    return table
+
+
+def run(cfg: PromptsConfig) -> dict[str, Any]:
+    """Read, adapt, filter, dedupe, cap; write prompts.parquet and selection.csv into the step folder."""
+    from fusechat_utils.io import atomic_path, write_parquet
+
+    records, counts = [], {}
+    for name in cfg.prompts_datasets:
+        kept, counts[name] = adapt_dataset(DATASETS[name], cfg)
+        records.extend(kept)
+    df = to_frame(dedupe_and_cap(records, counts, cfg))
+    table = selection_table(counts, df)
+    out = cfg.step_dir
+    write_parquet(out / "prompts.parquet", df)
+    with atomic_path(out / "selection.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return {"prompts": df, "selection": table, "path": out / "prompts.parquet"}
