@@ -16,6 +16,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="override one param (repeatable); values are YAML scalars")
     run.add_argument("--run-name", help="outputs/<run-name>/ (default: the profile's name)")
     run.add_argument("--force", action="store_true", help="re-run steps even if inputs and params are unchanged")
+    sweep = sub.add_parser("sweep", help="run a profile over seeds and ablation variants, then summarise")
+    sweep.add_argument("--profile", default="toy")
+    sweep.add_argument("--name", required=True, help="outputs/<name>/<variant>-seed<k>/ and outputs/<name>/summary")
+    sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    sweep.add_argument("--variant", dest="variants", action="append", default=[], metavar="NAME:K=V,K=V",
+                       help="an ablation variant (repeatable); default: one variant with the profile as is")
+    sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    sweep.add_argument("--steps", help="e.g. 01-07 (default: all)")
     toy = sub.add_parser("toy-world", help="build the toy world (models, fixtures, benchmarks) if missing")
     toy.add_argument("--out-dir", default="outputs/toy_world")
     toy.add_argument("--force", action="store_true")
@@ -36,6 +44,22 @@ def _run(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from fusechat_utils.config import ParamError, parse_set
+    from fusechat_utils.runner import StepFailed
+    from fusechat_utils.sweep import parse_variant, read_stats, run_sweep, stats_table
+
+    try:
+        variants = dict(parse_variant(v) for v in args.variants) or None
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+        run_sweep(args.profile, args.name, seeds, variants, parse_set(args.sets), args.steps)
+    except (ParamError, StepFailed, KeyError, ValueError) as err:
+        print(f"fusechat sweep: {err}", file=sys.stderr)
+        return 1
+    print(stats_table(read_stats(args.name)).to_string(index=False))
+    return 0
+
+
 def _toy_world(args) -> int:
     import time
 
@@ -49,4 +73,4 @@ def _toy_world(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return {"run": _run, "toy-world": _toy_world}[args.command](args)
+    return {"run": _run, "sweep": _sweep, "toy-world": _toy_world}[args.command](args)

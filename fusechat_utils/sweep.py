@@ -1,0 +1,74 @@
+"""Parameter sweeps: the same profile over seeds and ablation variants, one run each, one summary table.
+
+Usage:
+    fusechat sweep --profile toy --name toy --seeds 0,1,2
+    fusechat sweep --profile toy --name ablations --seeds 0,1,2 \
+        --variant same_source: --variant cross_source:pairs_pairing=cross_source \
+        --variant plain_dpo:dpo_loss_type=sigmoid
+
+Each (variant, seed) is a normal `fusechat run` into `outputs/<name>/<variant>-seed<k>/` (so unchanged steps are
+skipped on a re-run); `outputs/<name>/summary.csv` holds every run's evaluation rows and `summary_stats.csv` their
+mean, std, min and max over seeds per variant, stage and benchmark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fusechat_utils.config import PROJECT_ROOT, parse_set
+from fusechat_utils.io import atomic_path
+from fusechat_utils.runner import run_pipeline
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """'cross:pairs_pairing=cross_source,dpo_beta=5' -> ('cross', {...}); 'base:' -> ('base', {})."""
+    name, sep, sets = spec.partition(":")
+    if not sep or not name:
+        raise ValueError(f"--variant {spec!r}: expected NAME:key=value,key=value (or NAME: for no change)")
+    return name, parse_set([s for s in sets.split(",") if s])
+
+
+def run_sweep(profile: str, name: str, seeds: list[int], variants: dict[str, dict[str, Any]] | None = None,
+              overrides: dict[str, Any] | None = None, steps: str | None = None, log=print) -> pd.DataFrame:
+    """Run every (variant, seed); return and write the concatenated evaluation results."""
+    variants = variants or {"default": {}}
+    frames = []
+    for variant, sets in variants.items():
+        for seed in seeds:
+            run_name = f"{name}/{variant}-seed{seed}"
+            log(f"=== {run_name} ===", flush=True)
+            run_pipeline(profile, steps, {**(overrides or {}), **sets, "seed": seed}, run_name=run_name, log=log)
+            results = PROJECT_ROOT / "outputs" / run_name / "07_eval" / "results.csv"
+            if results.is_file():
+                frames.append(pd.read_csv(results).assign(variant=variant, seed=seed))
+    summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out = PROJECT_ROOT / "outputs" / name
+    with atomic_path(out / "summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    if len(summary):
+        with atomic_path(out / "summary_stats.csv") as tmp:
+            seed_stats(summary).to_csv(tmp, index=False)
+    return summary
+
+
+def seed_stats(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std, min, max and number of seeds per variant, stage, benchmark and metric."""
+    keys = ["variant", "stage", "benchmark", "metric"]
+    stats = summary.groupby(keys, sort=False)["value"].agg(["mean", "std", "min", "max", "count"]).reset_index()
+    return stats.rename(columns={"count": "n_seeds"})
+
+
+def stats_table(stats: pd.DataFrame, stages=("base", "sft", "dpo")) -> pd.DataFrame:
+    """Wide view: one row per variant and benchmark, 'mean ± std' per stage."""
+    stats = stats[stats["stage"].isin(stages)].copy()
+    stats["cell"] = [f"{m:.3f} ± {0 if pd.isna(s) else s:.3f}" for m, s in zip(stats["mean"], stats["std"])]
+    wide = stats.pivot_table(index=["variant", "benchmark", "metric"], columns="stage", values="cell",
+                             aggfunc="first")
+    return wide[[s for s in stages if s in wide.columns]].reset_index()
+
+
+def read_stats(name: str) -> pd.DataFrame:
+    return pd.read_csv(Path(PROJECT_ROOT) / "outputs" / name / "summary_stats.csv")
