@@ -6,20 +6,21 @@ Usage:
         --variant same_source: --variant cross_source:pairs_pairing=cross_source \
         --variant plain_dpo:dpo_loss_type=sigmoid
 
-Each (variant, seed) is a normal `fusechat run` into `outputs/<name>/<variant>-seed<k>/` (so unchanged steps are
+Each (variant, seed) is a normal `fusechat run` into `outputs/<name>/<variant>-seed<k>/` (`seed<k>/` without variants) (so unchanged steps are
 skipped on a re-run); `outputs/<name>/summary.csv` holds every run's evaluation rows and `summary_stats.csv` their
 mean, std, min and max over seeds per variant, stage and benchmark.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from fusechat_utils.config import PROJECT_ROOT, parse_set
-from fusechat_utils.io import atomic_path
+from fusechat_utils.io import atomic_path, read_json
 from fusechat_utils.runner import run_pipeline
 
 
@@ -34,24 +35,39 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
 def run_sweep(profile: str, name: str, seeds: list[int], variants: dict[str, dict[str, Any]] | None = None,
               overrides: dict[str, Any] | None = None, steps: str | None = None, log=print) -> pd.DataFrame:
     """Run every (variant, seed); return and write the concatenated evaluation results."""
-    variants = variants or {"default": {}}
-    frames = []
-    for variant, sets in variants.items():
+    for variant, sets in (variants or {"": {}}).items():
         for seed in seeds:
-            run_name = f"{name}/{variant}-seed{seed}"
+            run_name = f"{name}/{variant + '-' if variant else ''}seed{seed}"
             log(f"=== {run_name} ===", flush=True)
             run_pipeline(profile, steps, {**(overrides or {}), **sets, "seed": seed}, run_name=run_name, log=log)
-            results = PROJECT_ROOT / "outputs" / run_name / "07_eval" / "results.csv"
-            if results.is_file():
-                frames.append(pd.read_csv(results).assign(variant=variant, seed=seed))
-    summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out = PROJECT_ROOT / "outputs" / name
+    summary = collect(out)
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     if len(summary):
         with atomic_path(out / "summary_stats.csv") as tmp:
             seed_stats(summary).to_csv(tmp, index=False)
     return summary
+
+
+def collect(root: str | Path) -> pd.DataFrame:
+    """Every run's evaluation rows under `root` (a sweep folder or a single run), tagged with variant and seed.
+
+    A run folder named `<variant>-seed<k>` or `seed<k>` gives both; any other run takes its folder name as the
+    variant and the seed from its 07_eval manifest (NaN when run outside the runner, e.g. by nbval).
+    """
+    root = Path(root)
+    frames = []
+    for results in sorted(root.glob("**/07_eval/results.csv")):
+        run = results.parent.parent
+        match = re.fullmatch(r"(?:(?P<variant>.+)-)?seed(?P<seed>\d+)", run.name)
+        if match:
+            variant, seed = match["variant"] or "default", int(match["seed"])
+        else:
+            manifest = results.parent / "manifest.json"
+            variant, seed = run.name, read_json(manifest)["params"]["seed"] if manifest.is_file() else float("nan")
+        frames.append(pd.read_csv(results).assign(variant=variant, seed=seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def seed_stats(summary: pd.DataFrame) -> pd.DataFrame:
@@ -71,4 +87,21 @@ def stats_table(stats: pd.DataFrame, stages=("base", "sft", "dpo")) -> pd.DataFr
 
 
 def read_stats(name: str) -> pd.DataFrame:
-    return pd.read_csv(Path(PROJECT_ROOT) / "outputs" / name / "summary_stats.csv")
+    return pd.read_csv(PROJECT_ROOT / "outputs" / name / "summary_stats.csv")
+
+
+def plot_stats(stats: pd.DataFrame, stages=("base", "sft", "dpo")):
+    """Bar chart per benchmark: mean over seeds per variant and stage, std as error bars."""
+    import matplotlib.pyplot as plt
+
+    benchmarks = list(dict.fromkeys(stats["benchmark"]))
+    fig, axes = plt.subplots(1, len(benchmarks), figsize=(4 * len(benchmarks), 3.2), squeeze=False)
+    for ax, bench in zip(axes[0], benchmarks):
+        sub = stats[(stats["benchmark"] == bench) & stats["stage"].isin(stages)]
+        means = sub.pivot_table(index="variant", columns="stage", values="mean")[[s for s in stages
+                                                                                  if s in set(sub["stage"])]]
+        errs = sub.pivot_table(index="variant", columns="stage", values="std").reindex_like(means)
+        means.plot.bar(ax=ax, yerr=errs.fillna(0), rot=30, legend=ax is axes[0][0])
+        ax.set_title(bench)
+    fig.tight_layout()
+    return fig

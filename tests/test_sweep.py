@@ -24,3 +24,16 @@ def test_seed_stats_and_table():
     table = stats_table(stats.reset_index())
     assert list(table.columns) == ["variant", "benchmark", "metric", "base", "sft"]
     assert table.loc[0, "sft"] == "0.600 ± 0.100"
+
+
+def test_collect_tags_runs_by_folder_name(tmp_path):
+    from fusechat_utils.io import write_json
+    from fusechat_utils.sweep import collect
+
+    row = "model,stage,benchmark,metric,value,n,stderr\nm,sft,toy_math,accuracy,0.5,200,0.03\n"
+    for run in ["cross_source-seed1", "seed2", "single"]:
+        (tmp_path / run / "07_eval").mkdir(parents=True)
+        (tmp_path / run / "07_eval" / "results.csv").write_text(row)
+    write_json(tmp_path / "single" / "07_eval" / "manifest.json", {"params": {"seed": 7}})
+    got = collect(tmp_path).sort_values("seed")
+    assert list(zip(got.variant, got.seed)) == [("cross_source", 1), ("default", 2), ("single", 7)]
