@@ -1,0 +1,363 @@
+"""Step 04: build the SFT and DPO sets from scored responses, with the paper's per-category rules (recipe §1.4).
+
+Usage (what notebooks/04_pairs.ipynb does):
+    cfg = PairsConfig.from_params(globals()); result = pairs.run(cfg)
+    sft, dpo = pairs.build_sets(scored_df, sft_ratio=0.4, gap_min=0.01, gap_max=0.1)   # on any 03 table
+
+Rules ([C] = README, [U] = the paper does not say; each [U] is a param with the default below):
+- general: SFT = the highest-RM response over all sources; DPO = the highest- vs the lowest-RM response of ONE
+  source with chosen - rejected in [gap_min, gap_max]; prompts are split sft_ratio : 1 - sft_ratio per dataset [C].
+- math: DPO chosen = highest-RM correct, rejected = lowest-RM incorrect, same source, same gap window [C];
+  prompts without such a pair go to SFT with their highest-RM correct response; no correct response -> dropped.
+- code: as math with "passes" = static_ok and tests_passed; prompts where every response fails are dropped [C].
+- Chinese: SFT only, highest-RM response [C].
+[U] choices (param -> default, why):
+- pairs_split_order -> "filter_then_split": general prompts without a valid pair are dropped, the rest split 4:6
+  (the README counts are SFT = floor(0.4 * total) exactly, which only filter-then-split gives).
+  "split_then_filter": split all prompts 4:6, then drop DPO-side prompts without a valid pair.
+- pairs_pair_source -> "best_response": the source that wrote the single highest-RM (passing/correct) response
+  supplies the pair (co-author build_dataset_v2); "best_valid": among sources whose pair meets the gap window,
+  the one with the highest chosen score.
+- pairs_gap_inclusive -> true: both bounds allowed. pairs_gap_tol -> 1e-6: scores come from float32/bf16 reward
+  models, so 0.11 - 0.01 lands a few ulps off 0.1; a gap within tol of a bound counts as on it.
+- pairs_code_gap_filter -> true: the gap window applies to code pairs too (the paper says same-source/gap rules
+  hold generally); false keeps every pass/fail pair.
+- Ties: the higher score wins; equal scores are broken by source_model name, then sample_index (ascending), for
+  both chosen and rejected. A pair needs two different rows with different text.
+- Ablations: pairs_pairing = same_source | cross_source (cross: best over all sources vs worst over all sources),
+  the gap window, pairs_sft_ratio.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from fusechat_utils.config import StepConfig
+
+REQUIRED = ["prompt_id", "dataset", "category", "source_model", "sample_index", "prompt", "response", "rm_score"]
+SFT_COLUMNS = ["dataset", "source_model", "conversations", "prompt_id", "category", "rm_score"]
+DPO_COLUMNS = ["dataset", "source_model", "prompt", "chosen", "rejected", "chosen_score", "rejected_score",
+               "prompt_id", "category", "rejected_source_model"]
+CATEGORIES = ("general", "math", "code", "chinese")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The pairing rules as plain values; `build_sets` keyword arguments map onto these one to one."""
+
+    sft_ratio: float = 0.4
+    gap_min: float = 0.01
+    gap_max: float = 0.1
+    pairing: str = "same_source"
+    seed: int = 0
+    pair_source: str = "best_response"
+    split_order: str = "filter_then_split"
+    gap_inclusive: bool = True
+    gap_tol: float = 1e-6
+    code_gap_filter: bool = True
+
+    def __post_init__(self) -> None:
+        choices = {"pairing": ("same_source", "cross_source"), "pair_source": ("best_response", "best_valid"),
+                   "split_order": ("filter_then_split", "split_then_filter")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"pairs: {name}={getattr(self, name)!r}, expected one of {allowed}")
+        if not 0.0 <= self.sft_ratio <= 1.0:
+            raise ValueError(f"pairs: sft_ratio={self.sft_ratio} must be in [0, 1]")
+        if self.gap_min > self.gap_max:
+            raise ValueError(f"pairs: gap_min={self.gap_min} > gap_max={self.gap_max}")
+
+    def gap_reason(self, gap: float, windowed: bool = True) -> str | None:
+        """None if the gap is inside the window, else 'gap_below' / 'gap_above'."""
+        if not windowed:
+            return None if gap > 0 else "gap_below"
+        lo, hi, tol = self.gap_min, self.gap_max, self.gap_tol
+        below = gap < lo - tol if self.gap_inclusive else gap <= lo + tol
+        above = gap > hi + tol if self.gap_inclusive else gap >= hi - tol
+        return "gap_below" if below else "gap_above" if above else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# choosing responses
+
+
+def _best(rows: pd.DataFrame) -> pd.Series | None:
+    if rows.empty:
+        return None
+    keys = ["rm_score", "source_model", "sample_index"]
+    return rows.sort_values(keys, ascending=[False, True, True], kind="mergesort").iloc[0]
+
+
+def _worst(rows: pd.DataFrame) -> pd.Series | None:
+    if rows.empty:
+        return None
+    keys = ["rm_score", "source_model", "sample_index"]
+    return rows.sort_values(keys, ascending=[True, True, True], kind="mergesort").iloc[0]
+
+
+def _good_bad(group: pd.DataFrame, category: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows allowed as chosen and as rejected. Unverified rows (None) are neither in math and code."""
+    if category == "math":
+        verdict = [_tri(v) for v in group["correct"]]
+    elif category == "code":
+        verdict = [_passes(_tri(s), _tri(t)) for s, t in zip(group["static_ok"], group["tests_passed"])]
+    else:
+        return group, group
+    return group[[v is True for v in verdict]], group[[v is False for v in verdict]]
+
+
+def _tri(value: Any) -> bool | None:
+    """True / False / None from a parquet cell (numpy bools, None and NaN included)."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else bool(value)
+
+
+def _passes(static_ok: bool | None, tests_passed: bool | None) -> bool | None:
+    if static_ok is False or tests_passed is False:
+        return False
+    if static_ok and tests_passed:
+        return True
+    return None
+
+
+def _candidate(good: pd.DataFrame, bad: pd.DataFrame, rules: Rules, windowed: bool) -> dict:
+    """{chosen, rejected, gap, reason}: reason None means a valid pair."""
+    chosen, rejected = _best(good), _worst(bad)
+    if chosen is None or rejected is None:
+        return {"chosen": chosen, "rejected": rejected, "gap": None, "reason": "no_pair"}
+    if chosen.name == rejected.name or chosen["response"] == rejected["response"]:
+        return {"chosen": chosen, "rejected": rejected, "gap": 0.0, "reason": "no_pair"}
+    gap = float(chosen["rm_score"]) - float(rejected["rm_score"])
+    return {"chosen": chosen, "rejected": rejected, "gap": gap, "reason": rules.gap_reason(gap, windowed)}
+
+
+def choose_pair(group: pd.DataFrame, category: str, rules: Rules) -> dict:
+    """The DPO pair of one prompt's responses under `rules` (see the module docstring), valid or not."""
+    good, bad = _good_bad(group, category)
+    windowed = category != "code" or rules.code_gap_filter
+    if rules.pairing == "cross_source":
+        return _candidate(good, bad, rules, windowed)
+    by_source = {s: _candidate(good[good["source_model"] == s], bad[bad["source_model"] == s], rules, windowed)
+                 for s in sorted(set(good["source_model"]))}
+    top = _best(good)
+    if top is None:
+        return {"chosen": None, "rejected": None, "gap": None, "reason": "no_pair"}
+    first = by_source[top["source_model"]]
+    if rules.pair_source == "best_response" or first["reason"] is None:
+        return first
+    valid = [c for c in by_source.values() if c["reason"] is None]
+    if not valid:
+        return first
+    return sorted(valid, key=lambda c: (-float(c["chosen"]["rm_score"]), c["chosen"]["source_model"]))[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# routing prompts to SFT / DPO / dropped
+
+
+def _decision(group: pd.DataFrame, category: str, rules: Rules) -> dict:
+    """One prompt's fate before the general split: route sft | dpo | split (general) | drop, and why."""
+    if category == "chinese":
+        return {"route": "sft", "reason": "sft_only", "sft": _best(group), "pair": None}
+    pair = choose_pair(group, category, rules)
+    if category == "general":
+        return {"route": "split", "reason": pair["reason"], "sft": _best(group), "pair": pair}
+    if pair["reason"] is None:
+        return {"route": "dpo", "reason": "valid_pair", "sft": None, "pair": pair}
+    best = _best(_good_bad(group, category)[0])
+    if best is None:
+        return {"route": "drop", "reason": "none_correct" if category == "math" else "all_fail", "sft": None,
+                "pair": pair}
+    return {"route": "sft", "reason": pair["reason"], "sft": best, "pair": pair}
+
+
+def sft_share(ids: list[str], ratio: float, seed: int) -> set[str]:
+    """floor(ratio * n) of `ids`, a seeded random subset independent of the input order."""
+    ordered = sorted(ids)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    n_sft = math.floor(ratio * len(ordered) + 1e-9)
+    return {ordered[i] for i in order[:n_sft]}
+
+
+def _split_general(decisions: dict[str, dict], rules: Rules) -> None:
+    """Resolve every 'split' decision in place, per dataset (the README's counts are per dataset)."""
+    by_dataset: dict[str, list[str]] = {}
+    for pid, d in decisions.items():
+        if d["route"] != "split":
+            continue
+        if rules.split_order == "filter_then_split" and d["reason"] is not None:
+            d["route"] = "drop"
+            continue
+        by_dataset.setdefault(d["dataset"], []).append(pid)
+    for ids in by_dataset.values():
+        to_sft = sft_share(ids, rules.sft_ratio, rules.seed)
+        for pid in ids:
+            d = decisions[pid]
+            if pid in to_sft:
+                d["route"], d["reason"] = "sft", "split_sft"
+            elif d["reason"] is None:
+                d["route"], d["reason"] = "dpo", "split_dpo"
+            else:
+                d["route"] = "drop"
+
+
+def check_scored(scored: pd.DataFrame, where: str = "scored table") -> None:
+    """Raise ValueError naming the column, or the row and field, that a pairing rule cannot use."""
+    missing = [c for c in REQUIRED if c not in scored.columns]
+    categories = set(scored.get("category", []))
+    missing += ["correct"] * ("math" in categories and "correct" not in scored.columns)
+    missing += [c for c in ("static_ok", "tests_passed") if "code" in categories and c not in scored.columns]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}")
+    bad_cat = scored[~scored["category"].isin(CATEGORIES)]
+    if len(bad_cat):
+        row = bad_cat.index[0]
+        raise ValueError(f"{where}: row {row} field 'category' is {bad_cat['category'].iloc[0]!r}, not {CATEGORIES}")
+    scores = pd.to_numeric(scored["rm_score"], errors="coerce")
+    bad = scored[~np.isfinite(scores.to_numpy(dtype=float))]
+    if len(bad):
+        r = bad.iloc[0]
+        raise ValueError(f"{where}: row {bad.index[0]} (prompt_id {r['prompt_id']}, {r['source_model']} "
+                         f"#{r['sample_index']}) field 'rm_score' is {r['rm_score']!r}, not a finite number")
+    mixed = scored.groupby("prompt_id")["category"].nunique()
+    if (mixed > 1).any():
+        raise ValueError(f"{where}: prompt_id {mixed[mixed > 1].index[0]} has rows of several categories")
+
+
+def plan(scored: pd.DataFrame, **rules: Any) -> pd.DataFrame:
+    """One row per prompt: route (sft | dpo | drop), reason, and the rows (index labels) it uses."""
+    rules_ = Rules(**rules)
+    check_scored(scored)
+    decisions: dict[str, dict] = {}
+    for pid, group in scored.groupby("prompt_id", sort=True):
+        category = group["category"].iloc[0]
+        decisions[pid] = {"dataset": group["dataset"].iloc[0], "category": category,
+                          **_decision(group, category, rules_)}
+    _split_general(decisions, rules_)
+    return pd.DataFrame([_flat(pid, d) for pid, d in decisions.items()],
+                        columns=["prompt_id", "dataset", "category", "route", "reason", "sft_row", "chosen_row",
+                                 "rejected_row", "gap"])
+
+
+def _flat(pid: str, d: dict) -> dict:
+    pair = d["pair"] or {}
+    used = d["route"] == "dpo"
+    return {"prompt_id": pid, "dataset": d["dataset"], "category": d["category"], "route": d["route"],
+            "reason": d["reason"], "sft_row": d["sft"].name if d["route"] == "sft" else None,
+            "chosen_row": pair["chosen"].name if used else None,
+            "rejected_row": pair["rejected"].name if used else None, "gap": pair.get("gap")}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the released FuseChat-3.0 schemas
+
+
+def sft_frame(scored: pd.DataFrame, rows: list) -> pd.DataFrame:
+    """SFT rows in FuseChat-3.0-SFT-Data's schema (ShareGPT conversations) plus prompt_id, category, rm_score."""
+    picked = scored.loc[rows]
+    out = [{"dataset": r["dataset"], "source_model": r["source_model"],
+            "conversations": [{"from": "human", "value": r["prompt"]}, {"from": "gpt", "value": r["response"]}],
+            "prompt_id": r["prompt_id"], "category": r["category"], "rm_score": float(r["rm_score"])}
+           for _, r in picked.iterrows()]
+    return pd.DataFrame(out, columns=SFT_COLUMNS)
+
+
+def dpo_frame(scored: pd.DataFrame, chosen_rows: list, rejected_rows: list) -> pd.DataFrame:
+    """DPO rows in FuseChat-3.0-DPO-Data's schema (prompt / chosen / rejected message lists) plus scores."""
+    out = []
+    for c_row, r_row in zip(chosen_rows, rejected_rows):
+        c, r = scored.loc[c_row], scored.loc[r_row]
+        out.append({"dataset": c["dataset"], "source_model": c["source_model"],
+                    "prompt": [{"content": c["prompt"], "role": "user"}],
+                    "chosen": [{"content": c["response"], "role": "assistant"}],
+                    "rejected": [{"content": r["response"], "role": "assistant"}],
+                    "chosen_score": float(c["rm_score"]), "rejected_score": float(r["rm_score"]),
+                    "prompt_id": c["prompt_id"], "category": c["category"],
+                    "rejected_source_model": r["source_model"]})
+    return pd.DataFrame(out, columns=DPO_COLUMNS)
+
+
+def build_sets(scored: pd.DataFrame, *, sft_ratio: float = 0.4, gap_min: float = 0.01, gap_max: float = 0.1,
+               pairing: str = "same_source", seed: int = 0, **rules: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(SFT rows, DPO rows) from a 03 scored table. Extra keyword rules: see `Rules` and the module docstring."""
+    sets, _ = build_sets_with_plan(scored, sft_ratio=sft_ratio, gap_min=gap_min, gap_max=gap_max, pairing=pairing,
+                                   seed=seed, **rules)
+    return sets
+
+
+def build_sets_with_plan(scored: pd.DataFrame, **rules: Any) -> tuple[tuple[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+    scored = scored.reset_index(drop=True)
+    decisions = plan(scored, **rules)
+    sft_rows = decisions.loc[decisions["route"] == "sft", "sft_row"].astype(int).tolist()
+    dpo = decisions[decisions["route"] == "dpo"]
+    sets = (sft_frame(scored, sft_rows),
+            dpo_frame(scored, dpo["chosen_row"].astype(int).tolist(), dpo["rejected_row"].astype(int).tolist()))
+    return sets, decisions
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the step
+
+
+@dataclass
+class PairsConfig(StepConfig):
+    STEP: ClassVar[str] = "04_pairs"
+
+    pairs_sft_ratio: float = field(default=0.4, metadata={"help": "general prompts' SFT share (paper 4:6)"})
+    pairs_gap_min: float = field(default=0.01, metadata={"help": "min RM(chosen) - RM(rejected)"})
+    pairs_gap_max: float = field(default=0.1, metadata={"help": "max RM(chosen) - RM(rejected)"})
+    pairs_gap_inclusive: bool = field(default=True, metadata={"help": "bounds are allowed gaps [U]"})
+    pairs_gap_tol: float = field(default=1e-6, metadata={"help": "a gap this close to a bound is on it"})
+    pairs_pairing: str = field(default="same_source", metadata={"help": "same_source | cross_source (ablation)"})
+    pairs_pair_source: str = field(default="best_response", metadata={"help": "best_response | best_valid [U]"})
+    pairs_split_order: str = field(default="filter_then_split",
+                                   metadata={"help": "filter_then_split | split_then_filter [U]"})
+    pairs_code_gap_filter: bool = field(default=True, metadata={"help": "gap window applies to code pairs [U]"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.rules()
+
+    def rules(self) -> dict[str, Any]:
+        kwargs = {"sft_ratio": self.pairs_sft_ratio, "gap_min": self.pairs_gap_min, "gap_max": self.pairs_gap_max,
+                  "pairing": self.pairs_pairing, "seed": self.seed, "pair_source": self.pairs_pair_source,
+                  "split_order": self.pairs_split_order, "gap_inclusive": self.pairs_gap_inclusive,
+                  "gap_tol": self.pairs_gap_tol, "code_gap_filter": self.pairs_code_gap_filter}
+        Rules(**kwargs)  # raises on a bad choice, before any work
+        return kwargs
+
+
+def reasons_table(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Prompts per dataset by route and reason: why each prompt went where it went, none silent."""
+    table = decisions.fillna({"reason": "-"}).groupby(["dataset", "category", "route", "reason"]).size()
+    return table.rename("prompts").reset_index()
+
+
+def run(cfg: PairsConfig) -> dict[str, Any]:
+    """Read 03's scored.parquet; write sft.parquet, dpo.parquet, decisions.parquet, reasons.csv, composition.csv."""
+    from fusechat_utils.composition import composition_table
+    from fusechat_utils.io import atomic_path, write_parquet
+
+    path = cfg.step_dir.parent / "03_scoring" / "scored.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; run 03_scoring first")
+    scored = pd.read_parquet(path)
+    check_scored(scored, where=str(path))
+    (sft, dpo), decisions = build_sets_with_plan(scored, **cfg.rules())
+    prompts_path = cfg.step_dir.parent / "01_prompts" / "prompts.parquet"
+    prompts = pd.read_parquet(prompts_path) if prompts_path.exists() else scored.drop_duplicates("prompt_id")
+    composition = composition_table(prompts, sft, dpo)
+    reasons = reasons_table(decisions)
+    out = cfg.step_dir
+    write_parquet(out / "sft.parquet", sft)
+    write_parquet(out / "dpo.parquet", dpo)
+    write_parquet(out / "decisions.parquet", decisions)
+    for name, table in (("composition.csv", composition), ("reasons.csv", reasons)):
+        with atomic_path(out / name) as tmp:
+            table.to_csv(tmp, index=False)
+    return {"sft": sft, "dpo": dpo, "decisions": decisions, "composition": composition, "reasons": reasons,
+            "n_sft": len(sft), "n_dpo": len(dpo), "path": out}
