@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "analysis" / "dataset_composition.ipynb"
 COLUMNS = ["dataset", "category", "Selected", "SFT", "DPO", "paper_Selected", "paper_SFT", "paper_DPO"]
 
 
@@ -44,8 +45,14 @@ def _ref(ref: pd.Series | None, key: str):
 
 
 def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(prompts, sft, dpo, scored) of a run; a missing artifact names the file and the step that writes it."""
-    run_dir = Path(run_dir)
+    """(prompts, sft, dpo, scored) of a run; a missing artifact names the file and the step that writes it.
+
+    A relative run_dir is taken from the project root, as the runner does: Jupyter starts this notebook's kernel
+    in notebooks/analysis/.
+    """
+    from fusechat_utils.config import PROJECT_ROOT
+
+    run_dir = PROJECT_ROOT / run_dir
     paths = {"prompts": run_dir / "01_prompts" / "prompts.parquet", "sft": run_dir / "04_pairs" / "sft.parquet",
              "dpo": run_dir / "04_pairs" / "dpo.parquet", "scored": run_dir / "03_scoring" / "scored.parquet"}
     missing = [str(p) for p in paths.values() if not p.exists()]
