@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -83,32 +83,31 @@ class Rules:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# choosing responses
+# choosing responses (plain tuples: a paper-scale table has ~160k prompts and pandas per group is 10x slower)
 
 
-def _best(rows: pd.DataFrame) -> pd.Series | None:
-    if rows.empty:
-        return None
-    keys = ["rm_score", "source_model", "sample_index"]
-    return rows.sort_values(keys, ascending=[False, True, True], kind="mergesort").iloc[0]
+class Resp(NamedTuple):
+    row: int  # index label in the scored table
+    source: str
+    sample_index: int
+    score: float
+    text: str
+    verdict: bool | None  # math: correct; code: passes; general/chinese: None
 
 
-def _worst(rows: pd.DataFrame) -> pd.Series | None:
-    if rows.empty:
-        return None
-    keys = ["rm_score", "source_model", "sample_index"]
-    return rows.sort_values(keys, ascending=[True, True, True], kind="mergesort").iloc[0]
+def _best(resps: list[Resp]) -> Resp | None:
+    return min(resps, key=lambda r: (-r.score, r.source, r.sample_index), default=None)
 
 
-def _good_bad(group: pd.DataFrame, category: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows allowed as chosen and as rejected. Unverified rows (None) are neither in math and code."""
-    if category == "math":
-        verdict = [_tri(v) for v in group["correct"]]
-    elif category == "code":
-        verdict = [_passes(_tri(s), _tri(t)) for s, t in zip(group["static_ok"], group["tests_passed"])]
-    else:
-        return group, group
-    return group[[v is True for v in verdict]], group[[v is False for v in verdict]]
+def _worst(resps: list[Resp]) -> Resp | None:
+    return min(resps, key=lambda r: (r.score, r.source, r.sample_index), default=None)
+
+
+def _good_bad(resps: list[Resp], category: str) -> tuple[list[Resp], list[Resp]]:
+    """Responses allowed as chosen and as rejected. Unverified ones (None) are neither in math and code."""
+    if category not in ("math", "code"):
+        return resps, resps
+    return [r for r in resps if r.verdict is True], [r for r in resps if r.verdict is False]
 
 
 def _tri(value: Any) -> bool | None:
@@ -116,59 +115,62 @@ def _tri(value: Any) -> bool | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else bool(value)
 
 
-def _passes(static_ok: bool | None, tests_passed: bool | None) -> bool | None:
+def _verdict(category: str, correct: Any, static_ok: Any, tests_passed: Any) -> bool | None:
+    if category == "math":
+        return _tri(correct)
+    if category != "code":
+        return None
+    static_ok, tests_passed = _tri(static_ok), _tri(tests_passed)
     if static_ok is False or tests_passed is False:
         return False
-    if static_ok and tests_passed:
-        return True
-    return None
+    return True if static_ok and tests_passed else None
 
 
-def _candidate(good: pd.DataFrame, bad: pd.DataFrame, rules: Rules, windowed: bool) -> dict:
+def _candidate(good: list[Resp], bad: list[Resp], rules: Rules, windowed: bool) -> dict:
     """{chosen, rejected, gap, reason}: reason None means a valid pair."""
     chosen, rejected = _best(good), _worst(bad)
     if chosen is None or rejected is None:
         return {"chosen": chosen, "rejected": rejected, "gap": None, "reason": "no_pair"}
-    if chosen.name == rejected.name or chosen["response"] == rejected["response"]:
+    if chosen.row == rejected.row or chosen.text == rejected.text:
         return {"chosen": chosen, "rejected": rejected, "gap": 0.0, "reason": "no_pair"}
-    gap = float(chosen["rm_score"]) - float(rejected["rm_score"])
+    gap = chosen.score - rejected.score
     return {"chosen": chosen, "rejected": rejected, "gap": gap, "reason": rules.gap_reason(gap, windowed)}
 
 
-def choose_pair(group: pd.DataFrame, category: str, rules: Rules) -> dict:
+def choose_pair(resps: list[Resp], category: str, rules: Rules) -> dict:
     """The DPO pair of one prompt's responses under `rules` (see the module docstring), valid or not."""
-    good, bad = _good_bad(group, category)
+    good, bad = _good_bad(resps, category)
     windowed = category != "code" or rules.code_gap_filter
     if rules.pairing == "cross_source":
         return _candidate(good, bad, rules, windowed)
-    by_source = {s: _candidate(good[good["source_model"] == s], bad[bad["source_model"] == s], rules, windowed)
-                 for s in sorted(set(good["source_model"]))}
     top = _best(good)
     if top is None:
         return {"chosen": None, "rejected": None, "gap": None, "reason": "no_pair"}
-    first = by_source[top["source_model"]]
+    by_source = {s: _candidate([r for r in good if r.source == s], [r for r in bad if r.source == s], rules, windowed)
+                 for s in sorted({r.source for r in good})}
+    first = by_source[top.source]
     if rules.pair_source == "best_response" or first["reason"] is None:
         return first
     valid = [c for c in by_source.values() if c["reason"] is None]
     if not valid:
         return first
-    return sorted(valid, key=lambda c: (-float(c["chosen"]["rm_score"]), c["chosen"]["source_model"]))[0]
+    return by_source[_best([c["chosen"] for c in valid]).source]
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # routing prompts to SFT / DPO / dropped
 
 
-def _decision(group: pd.DataFrame, category: str, rules: Rules) -> dict:
+def _decision(resps: list[Resp], category: str, rules: Rules) -> dict:
     """One prompt's fate before the general split: route sft | dpo | split (general) | drop, and why."""
     if category == "chinese":
-        return {"route": "sft", "reason": "sft_only", "sft": _best(group), "pair": None}
-    pair = choose_pair(group, category, rules)
+        return {"route": "sft", "reason": "sft_only", "sft": _best(resps), "pair": None}
+    pair = choose_pair(resps, category, rules)
     if category == "general":
-        return {"route": "split", "reason": pair["reason"], "sft": _best(group), "pair": pair}
+        return {"route": "split", "reason": pair["reason"], "sft": _best(resps), "pair": pair}
     if pair["reason"] is None:
         return {"route": "dpo", "reason": "valid_pair", "sft": None, "pair": pair}
-    best = _best(_good_bad(group, category)[0])
+    best = _best(_good_bad(resps, category)[0])
     if best is None:
         return {"route": "drop", "reason": "none_correct" if category == "math" else "all_fail", "sft": None,
                 "pair": pair}
@@ -233,23 +235,33 @@ def plan(scored: pd.DataFrame, **rules: Any) -> pd.DataFrame:
     rules_ = Rules(**rules)
     check_scored(scored)
     decisions: dict[str, dict] = {}
-    for pid, group in scored.groupby("prompt_id", sort=True):
-        category = group["category"].iloc[0]
-        decisions[pid] = {"dataset": group["dataset"].iloc[0], "category": category,
-                          **_decision(group, category, rules_)}
+    for pid, (dataset, category, resps) in sorted(_responses_by_prompt(scored).items()):
+        decisions[pid] = {"dataset": dataset, "category": category, **_decision(resps, category, rules_)}
     _split_general(decisions, rules_)
     return pd.DataFrame([_flat(pid, d) for pid, d in decisions.items()],
                         columns=["prompt_id", "dataset", "category", "route", "reason", "sft_row", "chosen_row",
                                  "rejected_row", "gap"])
 
 
+def _responses_by_prompt(scored: pd.DataFrame) -> dict[str, tuple[str, str, list[Resp]]]:
+    """prompt_id -> (dataset, category, its responses as Resp tuples)."""
+    out: dict[str, tuple[str, str, list[Resp]]] = {}
+    cols = [scored[c].tolist() if c in scored else [None] * len(scored)
+            for c in ("prompt_id", "dataset", "category", "source_model", "sample_index", "rm_score", "response",
+                      "correct", "static_ok", "tests_passed")]
+    for row, (pid, dataset, cat, source, k, score, text, correct, static_ok, passed) in zip(scored.index, zip(*cols)):
+        resp = Resp(row, str(source), int(k), float(score), text, _verdict(cat, correct, static_ok, passed))
+        out.setdefault(pid, (dataset, cat, []))[2].append(resp)
+    return out
+
+
 def _flat(pid: str, d: dict) -> dict:
     pair = d["pair"] or {}
     used = d["route"] == "dpo"
     return {"prompt_id": pid, "dataset": d["dataset"], "category": d["category"], "route": d["route"],
-            "reason": d["reason"], "sft_row": d["sft"].name if d["route"] == "sft" else None,
-            "chosen_row": pair["chosen"].name if used else None,
-            "rejected_row": pair["rejected"].name if used else None, "gap": pair.get("gap")}
+            "reason": d["reason"], "sft_row": d["sft"].row if d["route"] == "sft" else None,
+            "chosen_row": pair["chosen"].row if used else None,
+            "rejected_row": pair["rejected"].row if used else None, "gap": pair.get("gap")}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -259,26 +271,25 @@ def _flat(pid: str, d: dict) -> dict:
 def sft_frame(scored: pd.DataFrame, rows: list) -> pd.DataFrame:
     """SFT rows in FuseChat-3.0-SFT-Data's schema (ShareGPT conversations) plus prompt_id, category, rm_score."""
     picked = scored.loc[rows]
-    out = [{"dataset": r["dataset"], "source_model": r["source_model"],
-            "conversations": [{"from": "human", "value": r["prompt"]}, {"from": "gpt", "value": r["response"]}],
-            "prompt_id": r["prompt_id"], "category": r["category"], "rm_score": float(r["rm_score"])}
-           for _, r in picked.iterrows()]
-    return pd.DataFrame(out, columns=SFT_COLUMNS)
+    conversations = [[{"from": "human", "value": p}, {"from": "gpt", "value": r}]
+                     for p, r in zip(picked["prompt"], picked["response"])]
+    return pd.DataFrame({"dataset": picked["dataset"].tolist(), "source_model": picked["source_model"].tolist(),
+                         "conversations": conversations, "prompt_id": picked["prompt_id"].tolist(),
+                         "category": picked["category"].tolist(), "rm_score": picked["rm_score"].astype(float).tolist()},
+                        columns=SFT_COLUMNS)
 
 
 def dpo_frame(scored: pd.DataFrame, chosen_rows: list, rejected_rows: list) -> pd.DataFrame:
     """DPO rows in FuseChat-3.0-DPO-Data's schema (prompt / chosen / rejected message lists) plus scores."""
-    out = []
-    for c_row, r_row in zip(chosen_rows, rejected_rows):
-        c, r = scored.loc[c_row], scored.loc[r_row]
-        out.append({"dataset": c["dataset"], "source_model": c["source_model"],
-                    "prompt": [{"content": c["prompt"], "role": "user"}],
-                    "chosen": [{"content": c["response"], "role": "assistant"}],
-                    "rejected": [{"content": r["response"], "role": "assistant"}],
-                    "chosen_score": float(c["rm_score"]), "rejected_score": float(r["rm_score"]),
-                    "prompt_id": c["prompt_id"], "category": c["category"],
-                    "rejected_source_model": r["source_model"]})
-    return pd.DataFrame(out, columns=DPO_COLUMNS)
+    c, r = scored.loc[chosen_rows], scored.loc[rejected_rows]
+    return pd.DataFrame({
+        "dataset": c["dataset"].tolist(), "source_model": c["source_model"].tolist(),
+        "prompt": [[{"content": p, "role": "user"}] for p in c["prompt"]],
+        "chosen": [[{"content": t, "role": "assistant"}] for t in c["response"]],
+        "rejected": [[{"content": t, "role": "assistant"}] for t in r["response"]],
+        "chosen_score": c["rm_score"].astype(float).tolist(), "rejected_score": r["rm_score"].astype(float).tolist(),
+        "prompt_id": c["prompt_id"].tolist(), "category": c["category"].tolist(),
+        "rejected_source_model": r["source_model"].tolist()}, columns=DPO_COLUMNS)
 
 
 def build_sets(scored: pd.DataFrame, *, sft_ratio: float = 0.4, gap_min: float = 0.01, gap_max: float = 0.1,

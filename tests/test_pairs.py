@@ -213,3 +213,10 @@ def test_run_writes_the_released_schemas_readable_by_datasets(tmp_path):
     assert comp.loc["UltraFeedback", ["SFT", "DPO"]].tolist() == [2, 3]
     reasons = pd.read_csv(tmp_path / "04_pairs" / "reasons.csv")
     assert reasons["prompts"].sum() == 6
+
+
+def test_an_empty_table_gives_empty_sets_with_the_schemas():
+    empty = table(rows("p", "general", [("A", 0.5)])).iloc[:0]
+    sft, dpo = build_sets(empty)
+    assert list(sft.columns) == pairs.SFT_COLUMNS and list(dpo.columns) == pairs.DPO_COLUMNS
+    assert sft.empty and dpo.empty
