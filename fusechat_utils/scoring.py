@@ -136,10 +136,13 @@ def _blank(n: int) -> dict[str, list]:
 
 def verify_math(rows: pd.DataFrame) -> dict[str, list]:
     """correct = verify.check_math(response, gold); no gold answer -> None with a reason."""
+    from tqdm.auto import tqdm
+
     from fusechat_utils.verify import check_math
 
     out = _blank(len(rows))
-    for i, (response, gold) in enumerate(zip(rows["response"], rows["gold_answer"])):
+    pairs = tqdm(zip(rows["response"], rows["gold_answer"]), total=len(rows), desc="math answers")
+    for i, (response, gold) in enumerate(pairs):
         if gold is None or (isinstance(gold, float) and pd.isna(gold)) or not str(gold).strip():
             out["verify_reason"][i] = "no_gold_answer"
             continue
