@@ -220,3 +220,29 @@ def test_an_empty_table_gives_empty_sets_with_the_schemas():
     sft, dpo = build_sets(empty)
     assert list(sft.columns) == pairs.SFT_COLUMNS and list(dpo.columns) == pairs.DPO_COLUMNS
     assert sft.empty and dpo.empty
+
+
+def test_real_armorm_scores_of_magpie_rows_with_the_paper_window():
+    """Magpie-Pro-DPO rows carry 5 Llama-3-8B responses with their real ArmoRM scores: the paper's rules on them."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "real_samples" / "Magpie-Align__Magpie-Pro-DPO-100K-v0.1.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    scored = pd.DataFrame([
+        {"prompt_id": r["uuid"], "dataset": "Magpie-Pro-DPO-100K-v0.1", "category": "general",
+         "source_model": r["gen_response_configs"]["output_generator"], "sample_index": k, "prompt": r["instruction"],
+         "response": text, "rm_score": reward["score"]}
+        for r in records for k, (text, reward) in enumerate(zip(r["responses"], r["rewards_armorm"]))])
+    gaps = {r["uuid"]: max(s["score"] for s in r["rewards_armorm"]) - min(s["score"] for s in r["rewards_armorm"])
+            for r in records}
+    in_window = {u for u, g in gaps.items() if 0.01 <= g <= 0.1}
+    assert 0 < len(in_window) < len(records)  # the real gaps straddle the lower bound
+    sft, dpo = build_sets(scored)
+    assert set(sft["prompt_id"]) | set(dpo["prompt_id"]) == in_window
+    assert len(sft) == int(0.4 * len(in_window))
+    for _, pair in dpo.iterrows():
+        record = next(r for r in records if r["uuid"] == pair["prompt_id"])
+        scores = [s["score"] for s in record["rewards_armorm"]]
+        assert pair["chosen"][0]["content"] == record["responses"][int(np.argmax(scores))]
+        assert pair["rejected"][0]["content"] == record["responses"][int(np.argmin(scores))]
