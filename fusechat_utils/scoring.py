@@ -193,6 +193,8 @@ def join_prompts(responses: pd.DataFrame, prompts: pd.DataFrame, where: str) -> 
     missing = [c for c in RESPONSE_COLUMNS if c not in responses.columns]
     if missing:
         raise ValueError(f"{where}: responses missing column(s) {missing}")
+    # 01's prompt fields are the reference: a copy carried by 02 would otherwise become prompt_x / prompt_y.
+    responses = responses.drop(columns=[c for c in PROMPT_COLUMNS[1:] if c in responses.columns])
     merged = responses.merge(prompts[PROMPT_COLUMNS], on="prompt_id", how="left", validate="many_to_one",
                              indicator=True)
     orphan = merged[merged["_merge"] != "both"]
