@@ -1,0 +1,188 @@
+"""Steps 05_sft and 06_dpo: TRL SFTTrainer / DPOTrainer on the 04_pairs sets, in-process or via accelerate launch.
+
+Usage (what notebooks/05_sft.ipynb and 06_dpo.ipynb do):
+    cfg = SFTStepConfig.from_params(globals()); result = run_sft(cfg)    # -> <run_dir>/05_sft/model/
+    cfg = DPOStepConfig.from_params(globals()); result = run_dpo(cfg)    # -> <run_dir>/06_dpo/model/
+Entry point of the launched ranks: python -m fusechat_utils.train --step 05_sft --config launch_config.json
+
+SFT data route: 04's `conversations` become TRL's conversational prompt/completion format (prompt = all turns up
+to the last assistant turn, completion = that turn). TRL then trains on completion tokens only for ANY chat
+template; `assistant_only_loss=True` would need {% generation %} markers that the paper's hub templates
+(Llama-3.1, Qwen2.5, Gemma-2) lack. FuseChat's SFT rows are single-turn, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from fusechat_utils.config import StepConfig
+from fusechat_utils.io import seed_everything, write_json
+from fusechat_utils.train_launch import (
+    SampleLog, grad_accumulation, history_frame, last_checkpoint, launch, needs_launch, peak_memory, plot_history,
+    world_size,
+)
+
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+
+
+@dataclass
+class SFTStepConfig(StepConfig):
+    STEP: ClassVar[str] = "05_sft"
+    target_model: str = field(default="outputs/toy_world/models/target", metadata={"help": "model SFT starts from"})
+    sft_learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate (paper: per target)"})
+    sft_num_train_epochs: float = field(default=3.0, metadata={"help": "epochs over sft.parquet"})
+    sft_max_steps: int = field(default=400, metadata={"help": "optimizer steps; -1 = use the epochs"})
+    sft_global_batch_size: int = field(default=32, metadata={"help": "per-device x accumulation x processes"})
+    sft_per_device_train_batch_size: int = field(default=16, metadata={"help": "micro-batch per process"})
+    sft_max_length: int = field(default=256, metadata={"help": "tokens per example (truncated)"})
+    sft_lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler name"})
+    sft_warmup_ratio: float = field(default=0.1, metadata={"help": "warmup as a fraction of the steps"})
+    sft_save_steps: int = field(default=100, metadata={"help": "checkpoint every N steps (resume points)"})
+    sft_logging_steps: int = field(default=10, metadata={"help": "log loss every N steps"})
+    sft_gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
+    sft_accelerate_config: str = field(default="params/accelerate/single.yaml", metadata={"help": "accelerate config"})
+    sft_num_processes: int = field(default=1, metadata={"help": "processes (GPUs, or CPU ranks with cpu_ddp)"})
+
+
+@dataclass
+class DPOStepConfig(StepConfig):
+    STEP: ClassVar[str] = "06_dpo"
+    target_model: str = field(default="outputs/toy_world/models/target", metadata={"help": "recorded; DPO starts from 05_sft"})
+    dpo_beta: float = field(default=10.0, metadata={"help": "DPO beta (paper: 10 Llama LN-DPO, 0.01 Qwen/Gemma)"})
+    dpo_loss_type: str = field(default="sigmoid_norm", metadata={"help": "sigmoid_norm = length-normalized DPO"})
+    dpo_learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (paper: per target)"})
+    dpo_num_train_epochs: float = field(default=1.0, metadata={"help": "epochs over dpo.parquet"})
+    dpo_max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use the epochs"})
+    dpo_global_batch_size: int = field(default=8, metadata={"help": "per-device x accumulation x processes"})
+    dpo_per_device_train_batch_size: int = field(default=8, metadata={"help": "micro-batch per process"})
+    dpo_max_length: int = field(default=256, metadata={"help": "prompt + completion tokens"})
+    dpo_lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler name"})
+    dpo_warmup_ratio: float = field(default=0.1, metadata={"help": "warmup as a fraction of the steps"})
+    dpo_save_steps: int = field(default=10, metadata={"help": "checkpoint every N steps (paper 100)"})
+    dpo_eval_fraction: float = field(default=0.1, metadata={"help": "held-out pairs that pick the checkpoint"})
+    dpo_logging_steps: int = field(default=2, metadata={"help": "log every N steps"})
+    dpo_gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
+    dpo_accelerate_config: str = field(default="params/accelerate/single.yaml", metadata={"help": "accelerate config"})
+    dpo_num_processes: int = field(default=1, metadata={"help": "processes (GPUs, or CPU ranks with cpu_ddp)"})
+
+
+def trainer_args(cfg, prefix: str) -> dict:
+    """The TrainingArguments both trainers share, from the prefixed params; CPU flags when there is no GPU."""
+    import torch
+
+    p = {k[len(prefix):]: v for k, v in vars(cfg).items() if k.startswith(prefix)}
+    cpu = not torch.cuda.is_available()
+    return dict(
+        output_dir=str(cfg.step_dir / "checkpoints"), learning_rate=p["learning_rate"],
+        num_train_epochs=p["num_train_epochs"], max_steps=p["max_steps"], max_length=p["max_length"],
+        per_device_train_batch_size=p["per_device_train_batch_size"],
+        gradient_accumulation_steps=grad_accumulation(p["global_batch_size"], p["per_device_train_batch_size"],
+                                                      world_size()),
+        lr_scheduler_type=p["lr_scheduler_type"], warmup_steps=p["warmup_ratio"], save_strategy="steps",
+        save_steps=p["save_steps"], logging_steps=p["logging_steps"], seed=cfg.seed, data_seed=cfg.seed,
+        gradient_checkpointing=p["gradient_checkpointing"], report_to="none", use_cpu=cpu, bf16=not cpu,
+        dataloader_num_workers=0, ddp_backend="gloo" if cpu and world_size() > 1 else None,
+    )
+
+
+def to_prompt_completion(conversations, where: str) -> dict:
+    """[{from, value}, ...] -> {prompt: [...turns], completion: [last assistant turn]}; bad rows name the row."""
+    msgs = []
+    for turn in conversations:
+        role = ROLES.get(turn.get("from") or turn.get("role"))
+        if role is None:
+            raise ValueError(f"{where}: field 'conversations' has a turn with unknown role {turn!r}")
+        msgs.append({"role": role, "content": str(turn.get("value", turn.get("content", "")))})
+    if len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+        raise ValueError(f"{where}: field 'conversations' must end with an assistant (gpt) turn")
+    return {"prompt": msgs[:-1], "completion": msgs[-1:]}
+
+
+def sft_dataset(path):
+    import pandas as pd
+    from datasets import Dataset
+
+    df = pd.read_parquet(path)
+    rows = [to_prompt_completion(list(c), f"{path} row {i}") for i, c in enumerate(df["conversations"])]
+    return Dataset.from_list(rows)
+
+
+def finish(cfg, trainer, started: float, plot_keys: list[str], extra: dict) -> dict:
+    """Save the model + tokenizer, metrics.json and plots (main process); return what the notebook shows."""
+    hist = trainer.state.log_history
+    losses = [r["loss"] for r in hist if "loss" in r]
+    metrics = {
+        "steps": trainer.state.global_step, "train_loss_first": losses[0] if losses else None,
+        "train_loss_last": losses[-1] if losses else None, "wall_time_s": round(time.time() - started, 2),
+        "num_processes": world_size(), "samples_seen": trainer.state.global_step * trainer.args.per_device_train_batch_size
+        * trainer.args.gradient_accumulation_steps * world_size(), **peak_memory(), **extra,
+    }
+    if trainer.is_world_process_zero():
+        write_json(cfg.step_dir / "metrics.json", metrics)
+        write_json(cfg.step_dir / "log_history.json", hist)
+        plot_history(hist, plot_keys, cfg.step_dir)
+    return {"metrics": metrics, "log": history_frame(hist)}
+
+
+def train_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
+    from trl import SFTConfig, SFTTrainer
+
+    from fusechat_utils.models import load_causal_lm, load_tokenizer
+
+    started = time.time()
+    seed_everything(cfg.seed)
+    data = sft_dataset(cfg.step_dir.parent / "04_pairs" / "sft.parquet")
+    tok = load_tokenizer(cfg.target_model)
+    args = SFTConfig(**trainer_args(cfg, "sft_"))
+    trainer = SFTTrainer(model=load_causal_lm(cfg.target_model), args=args, train_dataset=data,
+                         processing_class=tok, callbacks=callbacks)
+    trainer.data_collator = SampleLog(trainer.data_collator, cfg.step_dir / "samples", "input_ids")
+    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    trainer.save_model(str(cfg.step_dir / "model"))
+    if trainer.is_world_process_zero():
+        tok.save_pretrained(str(cfg.step_dir / "model"))
+    return finish(cfg, trainer, started, ["loss", "learning_rate"], {"examples": len(data)})
+
+
+def run_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
+    """Step 05: SFT the target on 04's sft.parquet; launches accelerate when more than one process is asked for."""
+    if needs_launch(cfg.sft_accelerate_config, cfg.sft_num_processes):
+        launch(cfg.STEP, cfg, cfg.sft_accelerate_config, cfg.sft_num_processes)
+        return load_result(cfg)
+    return train_sft(cfg, callbacks)
+
+
+def run_dpo(cfg: DPOStepConfig, callbacks=None) -> dict:
+    """Step 06: DPO from 05's model on 04's dpo.parquet, reference = that SFT model; keeps the better checkpoint."""
+    from fusechat_utils import train_dpo
+
+    if needs_launch(cfg.dpo_accelerate_config, cfg.dpo_num_processes):
+        launch(cfg.STEP, cfg, cfg.dpo_accelerate_config, cfg.dpo_num_processes)
+        return load_result(cfg)
+    return train_dpo.train_dpo(cfg, callbacks)
+
+
+def load_result(cfg) -> dict:
+    """After a launched run: the same result dict, read back from the step folder."""
+    from fusechat_utils.io import read_json
+
+    hist = read_json(cfg.step_dir / "log_history.json")
+    return {"metrics": read_json(cfg.step_dir / "metrics.json"), "log": history_frame(hist)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="one rank of a launched 05_sft / 06_dpo run")
+    parser.add_argument("--step", choices=["05_sft", "06_dpo"], required=True)
+    parser.add_argument("--config", required=True, help="JSON of the step config (launch_config.json)")
+    ns = parser.parse_args(argv)
+    cls, run = (SFTStepConfig, run_sft) if ns.step == "05_sft" else (DPOStepConfig, run_dpo)
+    with open(ns.config) as fh:
+        run(cls.from_params(json.load(fh), source=ns.config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Step 06 body: TRL DPOTrainer from the SFT model, frozen SFT reference, best-of-last-two checkpoint selection.
+
+Usage: called by `fusechat_utils.train.run_dpo(cfg)`; `select_checkpoint(trainer, eval_set)` works on any
+DPOTrainer whose output_dir holds checkpoints.
+
+Paper (recipe §3): save every 100 steps, keep the better of the last two checkpoints. The paper does not say on
+what; here a held-out slice of the preference pairs (`dpo_eval_fraction`) judges them: higher reward accuracy,
+then lower DPO loss, then the later checkpoint. With no held-out pairs the last checkpoint is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fusechat_utils.io import seed_everything, write_json
+from fusechat_utils.train import finish, trainer_args
+from fusechat_utils.train_launch import last_checkpoint
+
+PLOT_KEYS = ["loss", "rewards/margins", "rewards/accuracies", "eval_loss", "eval_rewards/accuracies"]
+
+
+def _messages(value, where: str, field: str) -> list[dict]:
+    try:
+        msgs = [{"role": m["role"], "content": m["content"]} for m in value]
+    except (TypeError, KeyError) as err:
+        raise ValueError(f"{where}: field '{field}' must be a list of {{role, content}} messages ({err})") from err
+    # parquet fills a missing struct key with None: a message without role or content text is a bad row
+    if not msgs or not all(isinstance(m["role"], str) and isinstance(m["content"], str) for m in msgs):
+        raise ValueError(f"{where}: field '{field}' must be a non-empty list of {{role, content}} string messages")
+    return msgs
+
+
+def dpo_splits(path: Path, eval_fraction: float, seed: int):
+    """dpo.parquet -> (train, held-out) HF datasets of prompt/chosen/rejected message lists."""
+    import pandas as pd
+    from datasets import Dataset
+
+    df = pd.read_parquet(path)
+    rows = [{f: _messages(r[f], f"{path} row {i}", f) for f in ("prompt", "chosen", "rejected")}
+            for i, r in enumerate(df.to_dict("records"))]
+    data = Dataset.from_list(rows).shuffle(seed=seed)
+    n_eval = int(round(eval_fraction * len(data))) if eval_fraction > 0 else 0
+    if n_eval >= len(data):
+        raise ValueError(f"{path}: dpo_eval_fraction {eval_fraction} leaves no training pairs of {len(data)}")
+    return data.select(range(n_eval, len(data))), (data.select(range(n_eval)) if n_eval else None)
+
+
+def checkpoints(folder: str) -> list[Path]:
+    return sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+
+
+def select_checkpoint(trainer, eval_set) -> dict:
+    """Load each of the last two checkpoints, evaluate on the held-out pairs, leave the better one loaded."""
+    cands = checkpoints(trainer.args.output_dir)[-2:]
+    if not cands:
+        return {"chosen": None, "why": "no checkpoint saved", "candidates": {}}
+    if eval_set is None or len(cands) == 1:
+        trainer._load_from_checkpoint(str(cands[-1]))
+        return {"chosen": cands[-1].name, "why": "only candidate / no held-out pairs", "candidates": {}}
+    scores = {}
+    for ckpt in cands:
+        trainer._load_from_checkpoint(str(ckpt))
+        ev = trainer.evaluate(eval_dataset=eval_set)
+        scores[ckpt.name] = {"accuracy": ev.get("eval_rewards/accuracies"), "loss": ev.get("eval_loss")}
+    # max over (accuracy, -loss, step): the later checkpoint wins exact ties
+    best = max(cands, key=lambda c: (scores[c.name]["accuracy"], -scores[c.name]["loss"], int(c.name.split("-")[-1])))
+    a, b = (scores[c.name] for c in cands)
+    why = ("higher held-out reward accuracy" if a["accuracy"] != b["accuracy"]
+           else "equal accuracy, lower held-out loss" if a["loss"] != b["loss"] else "tie, later checkpoint")
+    trainer._load_from_checkpoint(str(best))
+    return {"chosen": best.name, "why": why, "candidates": scores}
+
+
+def ensure_final_checkpoint(trainer) -> None:
+    """Save the last step as a checkpoint when save_steps does not divide it, so it is a candidate."""
+    last = last_checkpoint(trainer.args.output_dir)
+    if last is None or int(last.split("-")[-1]) != trainer.state.global_step:
+        trainer._save_checkpoint(trainer.model, trial=None)
+
+
+def train_dpo(cfg, callbacks=None) -> dict:
+    from trl import DPOConfig, DPOTrainer
+
+    from fusechat_utils.models import load_causal_lm, load_tokenizer
+
+    started = time.time()
+    seed_everything(cfg.seed)
+    sft_dir = str(cfg.step_dir.parent / "05_sft" / "model")
+    train_set, eval_set = dpo_splits(cfg.step_dir.parent / "04_pairs" / "dpo.parquet", cfg.dpo_eval_fraction, cfg.seed)
+    tok = load_tokenizer(sft_dir)
+    # explicit frozen reference: with ref_model=None TRL reloads the policy's original path (stack_notes §4)
+    ref = load_causal_lm(sft_dir).eval().requires_grad_(False)
+    args = DPOConfig(**trainer_args(cfg, "dpo_"), beta=cfg.dpo_beta, loss_type=cfg.dpo_loss_type,
+                     per_device_eval_batch_size=cfg.dpo_per_device_train_batch_size)
+    trainer = DPOTrainer(model=load_causal_lm(sft_dir), ref_model=ref, args=args, train_dataset=train_set,
+                         eval_dataset=eval_set, processing_class=tok, callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    ensure_final_checkpoint(trainer)
+    choice = select_checkpoint(trainer, eval_set)
+    trainer.save_model(str(cfg.step_dir / "model"))
+    if trainer.is_world_process_zero():
+        tok.save_pretrained(str(cfg.step_dir / "model"))
+        write_json(cfg.step_dir / "checkpoint_choice.json", choice)
+    extra = {"pairs_train": len(train_set), "pairs_eval": len(eval_set) if eval_set else 0,
+             "checkpoint_choice": choice, "reference": sft_dir, "target_model": cfg.target_model}
+    return finish(cfg, trainer, started, PLOT_KEYS, extra)

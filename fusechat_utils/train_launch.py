@@ -1,0 +1,153 @@
+"""Shared plumbing of 05_sft and 06_dpo: accelerate launch, batch arithmetic, sample logs, resume, metrics, plots.
+
+Usage (fusechat_utils.train calls these; nothing here is step-specific):
+    if needs_launch(cfg.sft_accelerate_config, cfg.sft_num_processes):
+        launch("05_sft", cfg, cfg.sft_accelerate_config, cfg.sft_num_processes)   # re-enters train.main() per rank
+    accum = grad_accumulation(global_batch=128, per_device=4, num_processes=world_size())
+
+Multi-node: every machine runs the same `accelerate launch` with the same config file and its own
+`--machine_rank` (or the config's machine_rank); set MAIN_PROCESS_IP / MAIN_PROCESS_PORT / NUM_MACHINES in the
+accelerate config or via `accelerate launch --num_machines N --machine_rank R --main_process_ip IP`. The global
+batch stays the params' value: accumulation is recomputed from WORLD_SIZE on every rank.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from fusechat_utils.config import PROJECT_ROOT
+from fusechat_utils.io import write_json
+
+# Set in the launched ranks so that run_sft/run_dpo train in-process there instead of launching again.
+LAUNCHED_ENV = "FUSECHAT_LAUNCHED"
+SAMPLE_LOG = "samples_rank{rank}.jsonl"
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def grad_accumulation(global_batch: int, per_device: int, num_processes: int) -> int:
+    """global batch = per-device batch x accumulation x processes; an inexact split is an error, not a rounding."""
+    per_step = per_device * num_processes
+    if global_batch % per_step:
+        raise ValueError(
+            f"global batch {global_batch} is not divisible by per-device batch {per_device} x {num_processes} "
+            f"process(es) = {per_step}; change the per-device batch or the number of processes"
+        )
+    return global_batch // per_step
+
+
+def needs_launch(config_file: str, num_processes: int) -> bool:
+    if os.environ.get(LAUNCHED_ENV):
+        return False
+    return num_processes > 1 or Path(config_file).name != "single.yaml"
+
+
+def launch(step: str, cfg, config_file: str, num_processes: int) -> None:
+    """Run `accelerate launch -m fusechat_utils.train --step STEP --config JSON`, streaming its output.
+
+    The config travels as a JSON file in the step folder, so a run is reproducible from the folder alone.
+    """
+    cfg_path = write_json(Path(cfg.step_dir) / "launch_config.json", dataclasses.asdict(cfg))
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT_ROOT / config_file),
+        "--num_processes", str(num_processes), "-m", "fusechat_utils.train",
+        "--step", step, "--config", str(cfg_path.resolve()),
+    ]
+    env = {**os.environ, LAUNCHED_ENV: "1", "PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    print("launching:", " ".join(cmd), flush=True)
+    with subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, bufsize=1) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+    if proc.returncode:
+        raise RuntimeError(f"{step}: accelerate launch exited with {proc.returncode} (command: {' '.join(cmd)})")
+
+
+class SampleLog:
+    """Wraps a data collator; appends each batch's example hashes to `samples_rank<r>.jsonl` in `folder`.
+
+    Lets a test check that N processes consumed the same examples per optimizer step as one process.
+    """
+
+    def __init__(self, collator, folder: Path, key: str):
+        self.collator, self.key, self.calls = collator, key, 0
+        self.path = Path(folder) / SAMPLE_LOG.format(rank=rank())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def __call__(self, examples):
+        hashes = [hashlib.sha1(json.dumps(list(map(int, ex[self.key]))).encode()).hexdigest()[:12] for ex in examples]
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({"rank": rank(), "call": self.calls, "hashes": hashes}) + "\n")
+        self.calls += 1
+        return self.collator(examples)
+
+
+def read_sample_logs(folder: Path, accumulation: int) -> list[set[str]]:
+    """Per optimizer step, the set of example hashes all ranks consumed (call i of a rank -> step i // accum)."""
+    steps: dict[int, set[str]] = {}
+    for path in sorted(Path(folder).glob("samples_rank*.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            steps.setdefault(row["call"] // accumulation, set()).update(row["hashes"])
+    return [steps[k] for k in sorted(steps)]
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest `checkpoint-N` under folder (resume point), or None."""
+    ckpts = sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(ckpts[-1]) if ckpts else None
+
+
+def peak_memory() -> dict:
+    """Peak RSS of this process (and GPU peak when there is one), in MiB."""
+    import torch
+
+    out = {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if torch.cuda.is_available():
+        out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def history_frame(log_history: list[dict]):
+    import pandas as pd
+
+    rows = [r for r in log_history if "loss" in r or any(k.startswith("eval_") for k in r)]
+    return pd.DataFrame(rows)
+
+
+def plot_history(log_history: list[dict], keys: list[str], out_dir: Path) -> list[Path]:
+    """One PNG per metric key present in the training log (x = step); returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in log_history if key in r]
+        if not pts:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(*zip(*pts), marker=".")
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        fig.tight_layout()
+        path = Path(out_dir) / f"{key.replace('/', '_')}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
