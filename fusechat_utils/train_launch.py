@@ -63,7 +63,7 @@ def launch(step: str, cfg, config_file: str, num_processes: int) -> None:
     cfg_path = write_json(Path(cfg.step_dir) / "launch_config.json", dataclasses.asdict(cfg))
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT_ROOT / config_file),
-        "--num_processes", str(num_processes), "-m", "fusechat_utils.train",
+        "--num_processes", str(num_processes), *_port_args(config_file), "-m", "fusechat_utils.train",
         "--step", step, "--config", str(cfg_path.resolve()),
     ]
     env = {**os.environ, LAUNCHED_ENV: "1", "PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -74,6 +74,20 @@ def launch(step: str, cfg, config_file: str, num_processes: int) -> None:
             print(line, end="", flush=True)
     if proc.returncode:
         raise RuntimeError(f"{step}: accelerate launch exited with {proc.returncode} (command: {' '.join(cmd)})")
+
+
+def _port_args(config_file: str) -> list[str]:
+    """A free rendezvous port for single-machine runs, so concurrent runs on one host do not collide."""
+    import socket
+
+    import yaml
+
+    conf = yaml.safe_load((PROJECT_ROOT / config_file).read_text()) or {}
+    if int(conf.get("num_machines", 1)) != 1:
+        return []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return ["--main_process_port", str(sock.getsockname()[1])]
 
 
 class SampleLog:
