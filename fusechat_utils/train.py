@@ -23,7 +23,7 @@ from fusechat_utils.config import StepConfig
 from fusechat_utils.io import seed_everything, write_json
 from fusechat_utils.train_launch import (
     SampleLog, grad_accumulation, history_frame, last_checkpoint, launch, needs_launch, peak_memory, plot_history,
-    world_size,
+    prepare_resume, world_size,
 )
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -150,6 +150,7 @@ def train_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
 
 def run_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
     """Step 05: SFT the target on 04's sft.parquet; launches accelerate when more than one process is asked for."""
+    prepare_resume(cfg, "sft_")
     if needs_launch(cfg.sft_accelerate_config, cfg.sft_num_processes):
         launch(cfg.STEP, cfg, cfg.sft_accelerate_config, cfg.sft_num_processes)
         return load_result(cfg)
@@ -160,6 +161,7 @@ def run_dpo(cfg: DPOStepConfig, callbacks=None) -> dict:
     """Step 06: DPO from 05's model on 04's dpo.parquet, reference = that SFT model; keeps the better checkpoint."""
     from fusechat_utils import train_dpo
 
+    prepare_resume(cfg, "dpo_")
     if needs_launch(cfg.dpo_accelerate_config, cfg.dpo_num_processes):
         launch(cfg.STEP, cfg, cfg.dpo_accelerate_config, cfg.dpo_num_processes)
         return load_result(cfg)

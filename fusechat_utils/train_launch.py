@@ -126,6 +126,29 @@ def last_checkpoint(folder: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
+def prepare_resume(cfg, prefix: str) -> str | None:
+    """Keep `checkpoints/` only if it was written with the same params; else move it aside (never delete it).
+
+    Called once in the parent process before launching, so all ranks see the same folder. The launch params
+    (accelerate config, process count) may change between a stop and its resume: the global batch does not.
+    """
+    import time
+
+    folder = Path(cfg.step_dir) / "checkpoints"
+    if os.environ.get(LAUNCHED_ENV):  # a launched rank: the parent has already checked
+        return last_checkpoint(folder)
+    params = {k: v for k, v in dataclasses.asdict(cfg).items()
+              if k not in (f"{prefix}accelerate_config", f"{prefix}num_processes")}
+    stamp = folder / "params.json"
+    if folder.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != params):
+        stale = folder.with_name(f"checkpoints.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        folder.rename(stale)
+        print(f"params changed since {folder} was written: moved it to {stale}; training from the start")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, params)
+    return last_checkpoint(folder)
+
+
 def peak_memory() -> dict:
     """Peak RSS of this process (and GPU peak when there is one), in MiB."""
     import torch

@@ -142,3 +142,16 @@ def test_a_stopped_run_resumes_from_its_checkpoint_and_ends_at_the_same_step(wor
     logged = [r["step"] for r in second["log"].to_dict("records") if "loss" in r and r["loss"] == r["loss"]]
     # the restored trainer state carries steps 2-8; a restart from scratch would log them twice
     assert logged == list(range(2, 21, 2)), logged
+
+
+def test_checkpoints_from_other_params_are_moved_aside_not_resumed(world):
+    run = world["root"] / "run_stale"
+    build_pairs(run)
+    run_sft(sft_cfg(run, world["model"], sft_max_steps=10))
+    result = run_sft(sft_cfg(run, world["model"], sft_max_steps=10, sft_learning_rate=1e-3))
+    stale = list((run / "05_sft").glob("checkpoints.stale-*"))
+    assert len(stale) == 1 and (stale[0] / "checkpoint-10").exists()
+    state = json.loads((run / "05_sft" / "checkpoints" / "checkpoint-10" / "trainer_state.json").read_text())
+    lrs = [r["learning_rate"] for r in state["log_history"] if "learning_rate" in r]
+    assert 0 < max(lrs) <= 1e-3, "the new checkpoints come from a fresh run at the new learning rate"
+    assert result["metrics"]["steps"] == 10
