@@ -188,3 +188,23 @@ def plot_history(log_history: list[dict], keys: list[str], out_dir: Path) -> lis
         plt.close(fig)
         written.append(path)
     return written
+
+
+def gpu_memory_estimate(n_params: float, hidden: int, layers: int, vocab: int, seqs: int, seq_len: int,
+                        n_gpus: int, reference: bool = False, eager_heads: int = 0) -> dict:
+    """Computed (not measured) GiB per GPU for full fine-tuning under ZeRO-3, bf16 + fp32 Adam.
+
+    states: bf16 weights 2 + bf16 grads 2 + fp32 master 4 + Adam m 4 + v 4 = 16 B/param, sharded over n_gpus
+    (a frozen DPO reference adds 2 B/param, sharded). Activations with gradient checkpointing: one bf16 hidden
+    state per layer kept, plus one layer recomputed in full (34*s*b*h bytes, + 5*a*s^2*b for eager attention),
+    plus the logits (bf16 + fp32 upcast + fp32 grad = 10 B per token per vocab entry). +2 GiB for the CUDA
+    context, ZeRO-3 gather buffers and fragmentation.
+    """
+    gib = 2**30
+    states = (16 + (2 if reference else 0)) * n_params / n_gpus
+    tokens = seqs * seq_len
+    acts = layers * tokens * hidden * 2 + tokens * hidden * 34 + 5 * eager_heads * seq_len * tokens
+    logits = tokens * vocab * 10
+    total = states + acts + logits + 2 * gib
+    return {"states_gib": round(states / gib, 1), "activations_gib": round(acts / gib, 1),
+            "logits_gib": round(logits / gib, 1), "total_gib": round(total / gib, 1)}

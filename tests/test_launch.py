@@ -44,3 +44,14 @@ def test_two_cpu_processes_see_the_same_samples_per_step_as_one(tmp_path):
     assert steps1 == steps2
     assert len(set().union(*steps1[:5])) == 40, "one epoch covers every example once"
     assert m2["train_loss_first"] == pytest.approx(m1["train_loss_first"], rel=1e-3)
+
+
+def test_gpu_memory_estimate_shards_states_and_counts_the_reference():
+    from fusechat_utils.train_launch import gpu_memory_estimate
+
+    on8 = gpu_memory_estimate(8.03e9, 4096, 32, 128256, seqs=4, seq_len=2048, n_gpus=8)
+    on4 = gpu_memory_estimate(8.03e9, 4096, 32, 128256, seqs=4, seq_len=2048, n_gpus=4)
+    dpo = gpu_memory_estimate(8.03e9, 4096, 32, 128256, seqs=4, seq_len=2048, n_gpus=8, reference=True)
+    assert on4["states_gib"] == pytest.approx(2 * on8["states_gib"], abs=0.1)
+    assert dpo["states_gib"] == pytest.approx(on8["states_gib"] * 18 / 16, abs=0.1)
+    assert on8["logits_gib"] == pytest.approx(4 * 2048 * 128256 * 10 / 2**30, abs=0.1)
