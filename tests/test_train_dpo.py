@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train_sft import build_pairs, build_tiny_model
+from test_train_sft import StopAt, build_pairs, build_tiny_model
 
 from fusechat_utils.train import DPOStepConfig, run_dpo
 from fusechat_utils.train_dpo import dpo_splits
@@ -105,3 +105,18 @@ def test_run_dpo_trains_keeps_the_better_of_the_last_two_checkpoints_and_saves(t
     assert m["train_loss_last"] < m["train_loss_first"]
     for name in ("loss.png", "rewards_margins.png", "rewards_accuracies.png", "model/model.safetensors"):
         assert (step_dir / name).exists(), name
+
+
+def test_a_stopped_dpo_run_resumes_and_ends_at_the_same_step(tiny):
+    run = tiny["root"] / "run_resume"
+    build_pairs(run, n_dpo=40)
+    shutil.copytree(tiny["model"], run / "05_sft" / "model")
+    cfg = DPOStepConfig(run_dir=str(run), target_model=tiny["model"], dpo_max_steps=8, dpo_save_steps=3,
+                        dpo_global_batch_size=8, dpo_per_device_train_batch_size=8, dpo_eval_fraction=0.2,
+                        dpo_logging_steps=1, dpo_max_length=64)
+    assert run_dpo(cfg, callbacks=[StopAt(3).cb])["metrics"]["steps"] == 3
+    second = run_dpo(cfg)
+    assert second["metrics"]["steps"] == 8
+    assert set(second["metrics"]["checkpoint_choice"]["candidates"]) == {"checkpoint-6", "checkpoint-8"}
+    steps = [r["step"] for r in second["log"].to_dict("records") if r.get("loss") == r.get("loss")]
+    assert steps == list(range(1, 9)), steps
