@@ -89,10 +89,11 @@ def train_dpo(cfg, callbacks=None) -> dict:
     sft_dir = str(cfg.step_dir.parent / "05_sft" / "model")
     train_set, eval_set = dpo_splits(cfg.step_dir.parent / "04_pairs" / "dpo.parquet", cfg.dpo_eval_fraction, cfg.seed)
     tok = load_tokenizer(sft_dir)
-    # explicit frozen reference: with ref_model=None TRL reloads the policy's original path (stack_notes §4)
-    ref = load_causal_lm(sft_dir).eval().requires_grad_(False)
+    # args before the models: under ZeRO-3 the config must exist at load time for weights to load partitioned
     args = DPOConfig(**trainer_args(cfg, "dpo_"), beta=cfg.dpo_beta, loss_type=cfg.dpo_loss_type,
                      per_device_eval_batch_size=cfg.dpo_per_device_train_batch_size)
+    # explicit frozen reference: with ref_model=None TRL reloads the policy's original path (stack_notes §4)
+    ref = load_causal_lm(sft_dir).eval().requires_grad_(False)
     trainer = DPOTrainer(model=load_causal_lm(sft_dir), ref_model=ref, args=args, train_dataset=train_set,
                          eval_dataset=eval_set, processing_class=tok, callbacks=callbacks)
     trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
