@@ -94,6 +94,8 @@ def to_prompt_completion(conversations, where: str) -> dict:
     """[{from, value}, ...] -> {prompt: [...turns], completion: [last assistant turn]}; bad rows name the row."""
     msgs = []
     for turn in conversations:
+        if not isinstance(turn, dict):
+            raise ValueError(f"{where}: field 'conversations' has a turn that is not a {{from, value}} mapping")
         role = ROLES.get(turn.get("from") or turn.get("role"))
         if role is None:
             raise ValueError(f"{where}: field 'conversations' has a turn with unknown role {turn!r}")
@@ -108,6 +110,8 @@ def sft_dataset(path):
     from datasets import Dataset
 
     df = pd.read_parquet(path)
+    if "conversations" not in df.columns:
+        raise ValueError(f"{path}: no 'conversations' column (columns: {list(df.columns)})")
     rows = [to_prompt_completion(list(c), f"{path} row {i}") for i, c in enumerate(df["conversations"])]
     return Dataset.from_list(rows)
 
