@@ -1,0 +1,98 @@
+"""Step 07: evaluate the base target, the SFT model and the DPO model; one tidy results table + every sample.
+
+Toy profile: the toy benchmarks (math accuracy, code pass@1, general/Chinese exact match, reward-model win rate
+against the base target) and HumanEval (164 problems, sandboxed), greedy, through transformers. Paper profiles:
+the paper's benchmarks through their harnesses (`adapters.py`: lm-eval with vLLM, EvalPlus-style HumanEval/MBPP,
+judged benchmarks through an OpenAI-compatible endpoint). Outputs in `<run_dir>/07_eval/`: results.csv
+(model, stage, benchmark, metric, value, n, stderr; values in percent except judge scores), samples/<stage>/
+<benchmark>.jsonl, eval_settings.json. Usage: `run(EvalConfig(run_dir="outputs/toy"))`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+
+from fusechat_utils.config import StepConfig
+
+RESULT_COLUMNS = ["model", "stage", "benchmark", "metric", "value", "n", "stderr"]
+STAGE_DIRS = {"sft": "05_sft/model", "dpo": "06_dpo/model"}
+
+
+@dataclass
+class EvalConfig(StepConfig):
+    STEP: ClassVar[str] = "07_eval"
+
+    target_model: str = field(default="outputs/toy_world/models/target",
+                              metadata={"help": "the base target (stage 'base')"})
+    eval_models: dict = field(default_factory=dict, metadata={
+        "help": "stage -> model path/id; empty: base target, <run_dir>/05_sft/model, <run_dir>/06_dpo/model"})
+    eval_benchmarks: list[str] = field(default_factory=lambda: ["toy", "humaneval"], metadata={
+        "help": "'toy' (all toy families), 'humaneval', or paper benchmark names (adapters.BENCHMARKS)"})
+    eval_toy_benchmarks_dir: str = field(default="outputs/toy_world/benchmarks",
+                                         metadata={"help": "folder of toy <family>.jsonl files"})
+    eval_reward_model: str = field(default="outputs/toy_world/models/reward",
+                                   metadata={"help": "reward model judging the toy win rate against the base"})
+    eval_max_new_tokens: int = field(default=128, metadata={"help": "generation budget (FuseEval: 2048-4096)"})
+    eval_batch_size: int = field(default=16, metadata={"help": "prompts per generation batch"})
+    eval_humaneval_limit: int | None = field(default=None, metadata={"help": "first N HumanEval problems (None: 164)"})
+    eval_code_timeout_s: float = field(default=10.0, metadata={"help": "seconds per program in the sandbox"})
+    eval_backend: str = field(default="transformers", metadata={"help": "transformers (CPU/toy) or vllm (paper)"})
+    eval_judge_base_url: str = field(default="http://127.0.0.1:8000/v1",
+                                     metadata={"help": "OpenAI-compatible judge endpoint (MT-Bench, Arena-Hard)"})
+    eval_judge_model: str = field(default="gpt-4-1106-preview", metadata={"help": "judge model name at that endpoint"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eval_backend not in ("transformers", "vllm"):
+            raise ValueError(f"eval_backend must be 'transformers' or 'vllm', got {self.eval_backend!r}")
+
+
+def resolve_models(cfg: EvalConfig) -> tuple[dict[str, str], list[str]]:
+    """stage -> model; local stages not trained yet are skipped with a note."""
+    if cfg.eval_models:
+        return {str(k): str(v) for k, v in cfg.eval_models.items()}, []
+    models, notes = {"base": cfg.target_model}, []
+    for stage, rel in STAGE_DIRS.items():
+        path = Path(cfg.run_dir) / rel
+        if path.is_dir():
+            models[stage] = str(path)
+        else:
+            notes.append(f"{stage}: {path} not found, skipped")
+    return models, notes
+
+
+def result_row(model: str, stage: str, benchmark: str, metric: str, value: float, n: int,
+               stderr: float | None) -> dict:
+    return dict(zip(RESULT_COLUMNS, [model, stage, benchmark, metric, value, n, stderr]))
+
+
+def proportion_row(model: str, stage: str, benchmark: str, metric: str, hits: list[bool]) -> dict:
+    """A proportion in percent with its binomial standard error."""
+    n = len(hits)
+    p = sum(hits) / n if n else float("nan")
+    return result_row(model, stage, benchmark, metric, 100 * p, n, 100 * (p * (1 - p) / n) ** 0.5 if n else None)
+
+
+def run(cfg: EvalConfig) -> pd.DataFrame:
+    from fusechat_utils.evaluation.runners import evaluate_stage, toy_winrates
+    from fusechat_utils.evaluation.adapters import eval_settings
+    from fusechat_utils.io import atomic_path, seed_everything, write_json
+
+    seed_everything(cfg.seed)
+    models, notes = resolve_models(cfg)
+    cfg.step_dir.mkdir(parents=True, exist_ok=True)
+    rows, samples = [], {}
+    for stage, model in models.items():
+        stage_rows, samples[stage] = evaluate_stage(cfg, stage, model, notes)
+        rows += stage_rows
+    rows += toy_winrates(cfg, models, samples)
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    with atomic_path(cfg.step_dir / "results.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    write_json(cfg.step_dir / "eval_settings.json", {**eval_settings(cfg), "models": models, "notes": notes,
+                                                      "config": asdict(cfg)})
+    return table
