@@ -73,3 +73,25 @@ def test_unknown_benchmark_and_backend_are_errors(world):
         make_cfg(root / "x", paths, eval_backend="tgi")
     with pytest.raises(ValueError, match="unknown benchmark 'gsm9k'"):
         run(make_cfg(root / "x", paths, eval_benchmarks=["gsm9k"]))
+
+
+FIX = __import__("pathlib").Path(__file__).parent / "fixtures" / "benchmarks"
+
+
+def test_paper_benchmarks_from_local_real_format_files_with_an_oracle_model(world, monkeypatch):
+    from fusechat_utils.evaluation import runners
+
+    oracle = {"Cities $A$": "\\boxed{27}", "remove first and last": "```python\ndef remove_Occ(s, ch):\n"
+              "    i = s.find(ch)\n    s = s[:i] + s[i + 1:]\n    j = s.rfind(ch)\n    return s[:j] + s[j + 1:]\n```",
+              "A+B": "```python\na, b = map(int, input().split())\nprint(a + b)\n```"}
+    answer = lambda p: next((v for k, v in oracle.items() if k in p), "no idea")  # noqa: E731
+    monkeypatch.setattr(runners, "generate_for", lambda cfg, model, prompts: [answer(p) for p in prompts])
+    root, paths = world
+    files = {"AMC 23": str(FIX / "amc23_test.jsonl"), "MBPP": str(FIX / "mbpp_test.jsonl"),
+             "LiveCodeBench 2408-2411": str(FIX / "livecodebench_test.jsonl")}
+    cfg = make_cfg(root / "run_d", paths, eval_models={"base": "oracle"}, eval_benchmarks=list(files),
+                   eval_data_files=files)
+    table = run(cfg).set_index("benchmark")
+    assert table.value.tolist() == [100.0, 100.0, 100.0]
+    assert table.loc["LiveCodeBench 2408-2411", "n"] == 1  # the May 2024 problem is outside the window
+    assert table.loc["MBPP", "metric"] == "pass@1" and table.loc["AMC 23", "metric"] == "accuracy"

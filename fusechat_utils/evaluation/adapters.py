@@ -95,6 +95,10 @@ def run_lm_eval(cfg, bench: Benchmark, stage: str, model: str) -> tuple[list[dic
 
 def run_paper_benchmark(cfg, name: str, stage: str, model: str) -> tuple[list[dict], dict]:
     bench = BENCHMARKS[name]
+    if name in cfg.eval_data_files:
+        from fusechat_utils.evaluation.local import run_local
+
+        return run_local(cfg, name, stage, model)
     if bench.lm_eval_task:
         return run_lm_eval(cfg, bench, stage, model)
     raise NotRunHere(f"runs through {bench.harness}; see the README's evaluation section")

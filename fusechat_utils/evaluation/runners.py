@@ -16,7 +16,8 @@ from fusechat_utils.evaluation.step import proportion_row, result_row
 from fusechat_utils.io import write_jsonl
 
 
-def _generate(cfg, model: str, prompts: list[str]) -> list[str]:
+def generate_for(cfg, model: str, prompts: list[str]) -> list[str]:
+    """Greedy responses with the configured backend."""
     if cfg.eval_backend == "vllm":
         from fusechat_utils.evaluation.adapters import generate_vllm
 
@@ -26,7 +27,7 @@ def _generate(cfg, model: str, prompts: list[str]) -> list[str]:
 
 def run_toy(cfg, stage: str, model: str) -> tuple[list[dict], dict[str, list[dict]]]:
     items = toy.load_toy_benchmarks(cfg.eval_toy_benchmarks_dir)
-    responses = _generate(cfg, model, [it["prompt"] for it in items])
+    responses = generate_for(cfg, model, [it["prompt"] for it in items])
     scored = toy.score_toy(items, responses, cfg.eval_code_timeout_s)
     by_bench: dict[str, list[dict]] = defaultdict(list)
     for row in scored:
@@ -38,7 +39,7 @@ def run_toy(cfg, stage: str, model: str) -> tuple[list[dict], dict[str, list[dic
 
 def run_humaneval(cfg, stage: str, model: str) -> tuple[list[dict], dict[str, list[dict]]]:
     problems = humaneval.load_problems(cfg.eval_humaneval_limit)
-    responses = _generate(cfg, model, [humaneval.build_prompt(p) for p in problems])
+    responses = generate_for(cfg, model, [humaneval.build_prompt(p) for p in problems])
     scored = humaneval.score_humaneval(problems, responses, cfg.eval_code_timeout_s)
     return [proportion_row(model, stage, "HumanEval", "pass@1", [r["passed"] for r in scored])], {"HumanEval": scored}
 

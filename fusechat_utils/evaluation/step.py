@@ -32,6 +32,8 @@ class EvalConfig(StepConfig):
         "help": "stage -> model path/id; empty: base target, <run_dir>/05_sft/model, <run_dir>/06_dpo/model"})
     eval_benchmarks: list[str] = field(default_factory=lambda: ["toy", "humaneval"], metadata={
         "help": "'toy' (all toy families), 'humaneval', or paper benchmark names (adapters.BENCHMARKS)"})
+    eval_data_files: dict = field(default_factory=dict, metadata={
+        "help": "paper benchmark name -> local file in its real format (run here instead of its harness)"})
     eval_toy_benchmarks_dir: str = field(default="outputs/toy_world/benchmarks",
                                          metadata={"help": "folder of toy <family>.jsonl files"})
     eval_reward_model: str = field(default="outputs/toy_world/models/reward",
