@@ -85,6 +85,14 @@ def test_judged_benchmarks_parse_turns_and_references():
     assert "Reference Answer" in judge.single_prompt(mt[1], "3") and "Reference" not in judge.single_prompt(mt[0], "x")
 
 
+def test_livebench_and_alpacaeval_rows_parse():
+    lb = formats.load_items("LiveBench 0831", FIX / "livebench_question.jsonl")[0]
+    assert lb["gold"] == "16" and lb["task"] == "math_comp" and lb["release"] == "2024-08-31"
+    ae = formats.load_items("AlpacaEval-2 (LC %)", FIX / "alpaca_eval.json")
+    assert len(ae) == 2 and ae[0]["prompt"].startswith("What are the names") and ae[0]["baseline"]
+    assert set(formats.PARSERS) == set(BENCHMARKS) - {"HumanEval"}
+
+
 def test_a_row_missing_a_field_names_the_file_row_and_field(tmp_path):
     bad = tmp_path / "gsm.jsonl"
     bad.write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n" + json.dumps({"question": "q"}) + "\n")

@@ -116,6 +116,17 @@ def judged(row: dict) -> dict:
             "reference": ref[0] if isinstance(ref, list) and ref else ref}
 
 
+def livebench(row: dict) -> dict:
+    """LiveBench question rows; scoring needs livebench's per-task scorers (gen_ground_truth_judgment.py)."""
+    return {"id": row["question_id"], "prompt": row["turns"][0], "gold": row["ground_truth"], "task": row["task"],
+            "category": row["category"], "release": row["livebench_release_date"]}
+
+
+def alpaca_eval(row: dict) -> dict:
+    """AlpacaEval rows: the instruction is the prompt; `output` is the reference (baseline) answer."""
+    return {"prompt": row["instruction"], "baseline": row["output"], "dataset": row["dataset"]}
+
+
 def stdin_tests(program: str, cases: list[dict]) -> str:
     """A test script that runs `program` on each stdin case and compares stripped stdout."""
     return (f"import subprocess, sys\nPROGRAM = {program!r}\nfor case in {cases!r}:\n"
@@ -127,7 +138,8 @@ def stdin_tests(program: str, cases: list[dict]) -> str:
 PARSERS: dict[str, Callable[[dict], dict]] = {
     "GSM8K": gsm8k, "MATH": math_row, "AMC 23": amc23, "MMLU-Pro": mmlu_pro, "MMLU-redux": mmlu_redux,
     "GPQA-Diamond": gpqa, "MBPP": mbpp, "LiveCodeBench 2408-2411": livecodebench, "MT-Bench": judged,
-    "Arena-Hard (WR %)": judged, "AlignBench v1.1": judged,
+    "Arena-Hard (WR %)": judged, "AlignBench v1.1": judged, "LiveBench 0831": livebench,
+    "AlpacaEval-2 (LC %)": alpaca_eval,
 }
 
 
