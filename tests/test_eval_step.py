@@ -95,3 +95,40 @@ def test_paper_benchmarks_from_local_real_format_files_with_an_oracle_model(worl
     assert table.value.tolist() == [100.0, 100.0, 100.0]
     assert table.loc["LiveCodeBench 2408-2411", "n"] == 1  # the May 2024 problem is outside the window
     assert table.loc["MBPP", "metric"] == "pass@1" and table.loc["AMC 23", "metric"] == "accuracy"
+
+
+def test_mt_bench_from_its_question_file_through_a_local_judge(world, monkeypatch):
+    import threading
+    from http.server import HTTPServer
+
+    from fusechat_utils.evaluation import runners
+    from test_eval_adapters import FakeJudge
+
+    monkeypatch.setattr(runners, "generate_for", lambda cfg, model, prompts: ["Hawaii!" if "Hawaii" in p else "3"
+                                                                              for p in prompts])
+    server = HTTPServer(("127.0.0.1", 0), FakeJudge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        root, paths = world
+        cfg = make_cfg(root / "run_e", paths, eval_models={"base": "m"}, eval_benchmarks=["MT-Bench"],
+                       eval_data_files={"MT-Bench": str(FIX / "mt_bench_question.jsonl")},
+                       eval_judge_base_url=f"http://127.0.0.1:{server.server_port}/v1", eval_judge_model="fake")
+        row = run(cfg).iloc[0]
+    finally:
+        server.shutdown()
+    assert (row.benchmark, row.metric, row.value, row.n) == ("MT-Bench", "score_1_10", 5.5, 2)
+    judged = (root / "run_e" / "07_eval" / "samples" / "base" / "MT-Bench.jsonl").read_text()
+    assert "[[9]]" in judged and "[[2]]" in judged
+
+
+def test_the_notebook_runs_with_papermill_on_the_tiny_world(world, tmp_path):
+    import papermill
+
+    from fusechat_utils.steps import notebook_path
+
+    root, paths = world
+    params = {"run_dir": str(root / "run_nb"), "target_model": paths["target"], "eval_reward_model": paths["reward"],
+              "eval_toy_benchmarks_dir": paths["bench"], "eval_humaneval_limit": 2, "eval_max_new_tokens": 4}
+    papermill.execute_notebook(str(notebook_path("07_eval")), str(tmp_path / "out.ipynb"), parameters=params,
+                               progress_bar=False)
+    assert set(pd.read_csv(root / "run_nb" / "07_eval" / "results.csv").benchmark) >= {"HumanEval", "toy_math"}
