@@ -154,3 +154,27 @@ def test_alpacaeval_lc_win_rate_offline_on_the_real_instruction_file():
     out = winrate.lc_win_rate(prefs, ours, base)
     assert out["win_rate"] == pytest.approx(75.0) and 0 < out["length_controlled_winrate"] < 100
     assert out["glm_name"] == "length_controlled_minimal"
+
+
+def test_lm_eval_results_become_tidy_rows(monkeypatch):
+    import lm_eval
+
+    from fusechat_utils.evaluation.adapters import run_paper_benchmark
+    from fusechat_utils.evaluation.step import EvalConfig
+
+    seen = {}
+
+    def fake_simple_evaluate(**kwargs):
+        seen.update(kwargs)
+        return {"results": {"gsm8k_cot_zeroshot": {
+                    "alias": "gsm8k_cot_zeroshot", "exact_match,strict-match": 0.25,
+                    "exact_match_stderr,strict-match": 0.1, "exact_match,flexible-extract": 0.5,
+                    "exact_match_stderr,flexible-extract": 0.2}},
+                "samples": {"gsm8k_cot_zeroshot": [{"doc_id": i, "resps": [["x"]]} for i in range(4)]}}
+
+    monkeypatch.setattr(lm_eval, "simple_evaluate", fake_simple_evaluate)
+    rows, samples = run_paper_benchmark(EvalConfig(eval_backend="vllm"), "GSM8K", "dpo", "m")
+    assert seen["tasks"] == ["gsm8k_cot_zeroshot"] and seen["model"] == "vllm"
+    assert {(r["metric"], r["value"], r["stderr"], r["n"]) for r in rows} == {
+        ("exact_match,strict-match", 25.0, 10.0, 4), ("exact_match,flexible-extract", 50.0, 20.0, 4)}
+    assert len(samples["GSM8K"]) == 4
