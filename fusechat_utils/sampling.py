@@ -1,0 +1,197 @@
+"""02_sampling: n responses per prompt from each source model, through transformers (`hf`) or vLLM (`vllm`).
+
+Usage: `from fusechat_utils import sampling; sampling.run(sampling.SampleConfig(run_dir="outputs/toy"))`.
+
+Work is split into units (prompt_id, source). Each batch of units is committed as one chunk file, so a killed
+run resumes at the first uncommitted batch and, because batches are formed the same way, reproduces the same rows.
+`sample_shard_index`/`sample_num_shards` split the prompts by a stable hash of prompt_id; `shards.merge_shards`
+joins the shards into responses.parquet (done automatically when there is one shard).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+
+from fusechat_utils import shards
+from fusechat_utils.config import PROJECT_ROOT, StepConfig
+
+REFERENCE_MODEL = "Llama-3.1-405B-Instruct"
+# the authors' five vLLM runs used these seeds (run_response_infer_scoring_pipeline.sh); cfg.seed shifts them
+AUTHOR_SEEDS = (13, 21, 42, 79, 100)
+TOY_MODELS = "outputs/toy_world/models"
+TOY_SOURCES = [
+    {"name": "src-llama", "model": f"{TOY_MODELS}/src-llama", "temperature": 0.8, "top_p": 0.95, "repetition_penalty": 1.0},
+    {"name": "src-qwen2", "model": f"{TOY_MODELS}/src-qwen2", "temperature": 0.7, "top_p": 0.8, "repetition_penalty": 1.05},
+    {"name": "src-gemma2", "model": f"{TOY_MODELS}/src-gemma2", "temperature": 0.8, "top_p": 0.95, "repetition_penalty": 1.0},
+    {"name": "src-mistral", "model": f"{TOY_MODELS}/src-mistral", "temperature": 0.8, "top_p": 0.95,
+     "repetition_penalty": 1.0},
+]
+TOY_NAMES = [s["name"] for s in TOY_SOURCES]
+SOURCE_KEYS = {"name", "model", "temperature", "top_p", "repetition_penalty"}
+
+
+def _f(default, help_text):
+    return field(default_factory=lambda: default, metadata={"help": help_text}) if isinstance(default, (list, dict)) \
+        else field(default=default, metadata={"help": help_text})
+
+
+@dataclass
+class SampleConfig(StepConfig):
+    STEP: ClassVar[str] = "02_sampling"
+    sample_sources: list[dict] = _f(TOY_SOURCES, "source models: name, model, temperature, top_p, repetition_penalty")
+    sample_general_sources: list[str] = _f(TOY_NAMES, "source names sampled for general prompts")
+    sample_code_sources: list[str] = _f(TOY_NAMES, "source names sampled for code prompts")
+    sample_math_sources: list[str] = _f(TOY_NAMES, "source names sampled for math prompts (paper: Qwen2.5-Math-72B)")
+    sample_chinese_sources: list[str] = _f(TOY_NAMES, "source names sampled for Chinese prompts (paper: Qwen2.5-72B)")
+    sample_n_general: int = _f(2, "samples per general prompt and source (paper 5)")
+    sample_n_code: int = _f(2, "samples per code prompt and source (paper 8)")
+    sample_n_math: int = _f(2, "samples per math prompt and source (paper: not stated)")
+    sample_n_chinese: int = _f(1, "samples per Chinese prompt and source (paper 1)")
+    sample_keep_math_reference: bool = _f(True, "keep OpenMathInstruct-2's Llama-3.1-405B solution as a response")
+    sample_max_new_tokens: int = _f(32, "max generated tokens per response (paper: not stated; SimPO 4096)")
+    sample_backend: str = _f("hf", "hf (transformers generate) or vllm (offline vllm.LLM in a worker process)")
+    sample_batch_size: int = _f(8, "prompts per batch; one committed chunk per batch")
+    sample_dtype: str = _f("auto", "model dtype: auto, bfloat16, float32")
+    sample_tensor_parallel_size: int = _f(1, "vLLM tensor_parallel_size")
+    sample_gpu_memory_utilization: float = _f(0.3, "vLLM gpu_memory_utilization (on CPU: fraction of RAM)")
+    sample_vllm_python: str = _f(".venv-vllm/bin/python", "python of the venv with vllm; '' = this interpreter")
+    sample_shard_index: int = _f(0, "which shard of the prompts this run samples")
+    sample_num_shards: int = _f(1, "number of shards (one job each); merge with shards.merge_shards")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sample_backend not in ("hf", "vllm"):
+            raise ValueError(f"sample_backend must be 'hf' or 'vllm', got {self.sample_backend!r}")
+        names = set()
+        for i, src in enumerate(self.sample_sources):
+            if set(src) != SOURCE_KEYS:
+                raise ValueError(f"sample_sources[{i}]: keys must be {sorted(SOURCE_KEYS)}, got {sorted(src)}")
+            names.add(src["name"])
+        for key in ("general", "code", "math", "chinese"):
+            unknown = set(getattr(self, f"sample_{key}_sources")) - names
+            if unknown:
+                raise ValueError(f"sample_{key}_sources: {sorted(unknown)} not in sample_sources")
+
+
+def sample_seeds(seed: int, n: int) -> list[int]:
+    """One seed per sample index: the authors' five seeds (+ seed), then further ones spaced the same way."""
+    return [(AUTHOR_SEEDS[k] if k < len(AUTHOR_SEEDS) else 100 + 1000 * k) + seed for k in range(n)]
+
+
+def plan_units(cfg: SampleConfig, prompts: pd.DataFrame) -> pd.DataFrame:
+    """Rows (prompt_id, dataset, category, prompt, source_model, n_samples) this shard owes, in a fixed order."""
+    mine = prompts[[shards.shard_of(p, cfg.sample_num_shards) == cfg.sample_shard_index for p in prompts.prompt_id]]
+    rows = []
+    for src in cfg.sample_sources:
+        for _, p in mine.iterrows():
+            if p.category not in ("general", "code", "math", "chinese"):
+                raise ValueError(f"prompts.parquet: prompt_id {p.prompt_id}: unknown category {p.category!r}")
+            n = getattr(cfg, f"sample_n_{p.category}")
+            if src["name"] in getattr(cfg, f"sample_{p.category}_sources") and n > 0:
+                rows.append({"prompt_id": p.prompt_id, "dataset": p.dataset, "category": p.category,
+                             "prompt": p.prompt, "source_model": src["name"], "n_samples": n})
+    return pd.DataFrame(rows, columns=["prompt_id", "dataset", "category", "prompt", "source_model", "n_samples"])
+
+
+def reference_rows(cfg: SampleConfig, prompts: pd.DataFrame) -> list[dict]:
+    if not cfg.sample_keep_math_reference:
+        return []
+    mine = prompts[[shards.shard_of(p, cfg.sample_num_shards) == cfg.sample_shard_index for p in prompts.prompt_id]]
+    keep = mine[(mine.category == "math") & mine.reference_response.notna()]
+    return [{"prompt_id": r.prompt_id, "dataset": r.dataset, "category": r.category, "source_model": REFERENCE_MODEL,
+             "sample_index": 0, "seed": None, "response": r.reference_response, "finish_reason": "reference",
+             "n_tokens": None} for r in keep.itertuples()]
+
+
+def batches(units: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    """Consecutive units with the same n_samples, at most `size` each (same split on every restart)."""
+    out = []
+    for _, group in units.groupby(["source_model", "n_samples"], sort=False):
+        out += [group.iloc[i:i + size] for i in range(0, len(group), size)]
+    return out
+
+
+def template_ids(tok, prompt: str) -> list[int]:
+    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def read_prompts(run_dir: str | Path) -> pd.DataFrame:
+    path = Path(run_dir) / "01_prompts" / "prompts.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: run 01_prompts first")
+    df = pd.read_parquet(path)
+    missing = {"prompt_id", "dataset", "category", "prompt", "reference_response"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+    bad = df.prompt.isna() | (df.prompt.astype(str).str.strip() == "")
+    if bad.any():
+        raise ValueError(f"{path}: row {int(bad.idxmax())} (prompt_id {df.prompt_id[bad.idxmax()]}): empty prompt")
+    return df
+
+
+def run(cfg: SampleConfig) -> dict:
+    """Sample this shard (resuming committed chunks); merge when there is a single shard. Returns a summary."""
+    prompts = read_prompts(cfg.run_dir)
+    chunk_dir = shards.shard_dir(cfg.step_dir, cfg.sample_shard_index, cfg.sample_num_shards)
+    units = plan_units(cfg, prompts)
+    refs = reference_rows(cfg, prompts)
+    expected = units[["prompt_id", "source_model", "n_samples"]]
+    expected = pd.concat([expected, pd.DataFrame([{"prompt_id": r["prompt_id"], "source_model": REFERENCE_MODEL,
+                                                    "n_samples": 1} for r in refs])], ignore_index=True)
+    shards.write_parquet_atomic(chunk_dir / shards.EXPECTED, expected)
+    done = shards.done_units(chunk_dir)
+    if refs and not any(src == REFERENCE_MODEL for _, src in done):
+        shards.write_chunk(chunk_dir, REFERENCE_MODEL, refs)
+    todo = units[[(p, s) not in done for p, s in zip(units.prompt_id, units.source_model, strict=True)]]
+    by_name = {s["name"]: s for s in cfg.sample_sources}
+    for name, group in todo.groupby("source_model", sort=False):
+        sample_source(cfg, by_name[name], group, chunk_dir)
+    summary = {"shard": f"{cfg.sample_shard_index}/{cfg.sample_num_shards}", "units": len(units),
+               "resumed_units": len(units) - len(todo), "backend": cfg.sample_backend}
+    if cfg.sample_num_shards == 1:
+        path = shards.merge_shards(cfg.step_dir)
+        summary.update(responses=str(path), rows=len(pd.read_parquet(path)))
+    return summary
+
+
+def sample_source(cfg: SampleConfig, src: dict, units: pd.DataFrame, chunk_dir: Path) -> None:
+    from fusechat_utils.models import load_tokenizer
+
+    tok = load_tokenizer(src["model"], padding_side="left")
+    jobs = [[{"prompt_id": u.prompt_id, "dataset": u.dataset, "category": u.category,
+              "prompt_token_ids": template_ids(tok, u.prompt),
+              "seeds": sample_seeds(cfg.seed, int(u.n_samples))} for u in b.itertuples()]
+            for b in batches(units, cfg.sample_batch_size)]
+    if cfg.sample_backend == "vllm":
+        run_vllm_worker(cfg, src, jobs, chunk_dir)
+    else:
+        from fusechat_utils.sampling_hf import generate_batches
+
+        generate_batches(cfg, src, tok, jobs, chunk_dir)
+
+
+def run_vllm_worker(cfg: SampleConfig, src: dict, jobs: list[list[dict]], chunk_dir: Path) -> None:
+    """vLLM lives in its own venv: hand the templated batches to `python -m fusechat_utils.sampling_vllm`."""
+    request = {"source": src, "batches": jobs, "chunk_dir": str(chunk_dir), "max_new_tokens": cfg.sample_max_new_tokens,
+               "tensor_parallel_size": cfg.sample_tensor_parallel_size, "dtype": cfg.sample_dtype,
+               "gpu_memory_utilization": cfg.sample_gpu_memory_utilization}
+    req_path = chunk_dir / f".vllm-request-{shards._safe(src['name'])}.json"
+    req_path.write_text(json.dumps(request))
+    python = cfg.sample_vllm_python or sys.executable
+    if not Path(python).is_absolute() and os.sep in python:
+        python = str(PROJECT_ROOT / python)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VLLM_CPU_KVCACHE_SPACE":
+           os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    proc = subprocess.run([python, "-m", "fusechat_utils.sampling_vllm", str(req_path)], env=env, cwd=PROJECT_ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"vLLM worker for {src['name']} ({python}) exited with {proc.returncode}; "
+                           "committed chunks are kept, rerun to resume")

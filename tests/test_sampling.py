@@ -1,0 +1,188 @@
+"""02_sampling: schema, seeds, shards, resume after a kill, and the vLLM backend run for real."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fusechat_utils import sampling, shards
+from fusechat_utils.config import PROJECT_ROOT
+from fusechat_utils.sampling import REFERENCE_MODEL, SampleConfig
+
+VLLM_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
+CORPUS = ["add 2 and 3", "what is 7 times 8", "write a function", "hello world", "你好 世界", "the answer is 42"]
+
+
+def build_source(path: Path, style: str) -> str:
+    """A 1-layer Llama (hidden 128, 2 heads: head_dim 64, what vLLM's CPU attention supports) with a toy tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from fusechat_utils.toyworld.tokenizers import make_tokenizer
+
+    tok = make_tokenizer(style, CORPUS * 20)
+    tok.save_pretrained(path)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sources")
+    return [{"name": f"src-{s}", "model": build_source(root / s, s), "temperature": 0.8, "top_p": 0.95,
+             "repetition_penalty": 1.0} for s in ("llama", "qwen2")]
+
+
+def write_prompts(run_dir: Path, n: int = 6) -> pd.DataFrame:
+    cats = ["general", "code", "math", "chinese"]
+    rows = []
+    for i in range(n):
+        cat = cats[i % 4]
+        pid = hashlib.sha256(f"p{i}".encode()).hexdigest()[:16]
+        rows.append({"prompt_id": pid, "dataset": f"ds-{cat}", "category": cat, "prompt": CORPUS[i % len(CORPUS)],
+                     "gold_answer": "42" if cat == "math" else None, "tests": None, "entry_point": None,
+                     "language": "zh" if cat == "chinese" else "en",
+                     "reference_response": "The answer is \\boxed{42}." if cat == "math" else None,
+                     "reference_model": REFERENCE_MODEL if cat == "math" else None})
+    df = pd.DataFrame(rows)
+    (run_dir / "01_prompts").mkdir(parents=True, exist_ok=True)
+    df.to_parquet(run_dir / "01_prompts" / "prompts.parquet", index=False)
+    return df
+
+
+def make_cfg(run_dir: Path, sources: list[dict], **kw) -> SampleConfig:
+    names = [s["name"] for s in sources]
+    base = dict(run_dir=str(run_dir), sample_sources=sources, sample_general_sources=names, sample_code_sources=names,
+                sample_math_sources=names[:1], sample_chinese_sources=names[1:], sample_n_general=2, sample_n_code=3,
+                sample_n_math=2, sample_n_chinese=1, sample_max_new_tokens=8, sample_batch_size=2,
+                sample_dtype="float32", sample_vllm_python=str(VLLM_PYTHON))
+    return SampleConfig(**{**base, **kw})
+
+
+def test_schema_counts_and_reference_rows(tmp_path, sources):
+    prompts = write_prompts(tmp_path)
+    summary = sampling.run(make_cfg(tmp_path, sources))
+    df = pd.read_parquet(summary["responses"])
+    assert list(df.columns) == shards.COLUMNS
+    n_cat = prompts.category.value_counts()
+    # general x2 sources x2, code x2 x3, math: 1 source x2 + the kept reference, chinese: 1 source x1
+    want = n_cat["general"] * 4 + n_cat["code"] * 6 + n_cat["math"] * 3 + n_cat.get("chinese", 0) * 1
+    assert len(df) == want and not df.duplicated(shards.KEY).any()
+    ref = df[df.source_model == REFERENCE_MODEL]
+    assert len(ref) == n_cat["math"] and (ref.response == "The answer is \\boxed{42}.").all()
+    sampled = df[df.source_model != REFERENCE_MODEL]
+    assert set(sampled.finish_reason) <= {"stop", "length"} and sampled.n_tokens.between(1, 8).all()
+    assert set(sampled.seed) == set(sampling.sample_seeds(0, 3))
+    assert set(df[df.category == "chinese"].source_model) == {"src-qwen2"}
+
+
+def test_same_seed_same_output_other_seed_differs(tmp_path, sources):
+    write_prompts(tmp_path / "a")
+    write_prompts(tmp_path / "b")
+    write_prompts(tmp_path / "c")
+    a = pd.read_parquet(sampling.run(make_cfg(tmp_path / "a", sources))["responses"])
+    b = pd.read_parquet(sampling.run(make_cfg(tmp_path / "b", sources))["responses"])
+    c = pd.read_parquet(sampling.run(make_cfg(tmp_path / "c", sources, seed=1))["responses"])
+    pd.testing.assert_frame_equal(a, b)
+    assert (a.response != c.response).any()
+
+
+def test_seeds_follow_the_authors_list():
+    assert sampling.sample_seeds(0, 5) == [13, 21, 42, 79, 100]
+    seeds = sampling.sample_seeds(3, 8)
+    assert seeds[:5] == [16, 24, 45, 82, 103] and len(set(seeds)) == 8
+
+
+def test_shards_cover_every_prompt_exactly_once_and_merge(tmp_path, sources):
+    prompts = write_prompts(tmp_path, n=8)
+    ids = [f"id-{i}" for i in range(1000)]
+    counts = pd.Series([shards.shard_of(p, 4) for p in ids]).value_counts()
+    assert sorted(counts.index) == [0, 1, 2, 3] and counts.min() > 200
+    for i in range(3):
+        cfg = make_cfg(tmp_path, sources, sample_shard_index=i, sample_num_shards=3)
+        assert "responses" not in sampling.run(cfg)
+        if i == 1:
+            with pytest.raises(ValueError, match=r"shard\(s\) \[2\] of 3"):
+                shards.merge_shards(cfg.step_dir)
+    merged = pd.read_parquet(shards.merge_shards(tmp_path / "02_sampling"))
+    assert set(merged.prompt_id) == set(prompts.prompt_id)
+    per_shard = [set(shards.read_chunks(shards.shard_dir(tmp_path / "02_sampling", i, 3)).prompt_id) for i in range(3)]
+    assert sum(len(s) for s in per_shard) == len(prompts)
+
+
+def test_merge_refuses_an_incomplete_unit(tmp_path, sources):
+    write_prompts(tmp_path)
+    cfg = make_cfg(tmp_path, sources)
+    sampling.run(cfg)
+    chunk_dir = shards.shard_dir(cfg.step_dir, 0, 1)
+    last = sorted(chunk_dir.glob("src-llama-*.parquet"))[-1]
+    df = pd.read_parquet(last)
+    df.iloc[:-1].to_parquet(last, index=False)  # drop one committed response
+    with pytest.raises(ValueError, match="incomplete unit"):
+        shards.merge_shards(cfg.step_dir)
+
+
+def test_bad_config_and_bad_prompts_name_the_problem(tmp_path, sources):
+    with pytest.raises(ValueError, match="sample_math_sources"):
+        make_cfg(tmp_path, sources, sample_math_sources=["nope"])
+    with pytest.raises(ValueError, match="sample_backend"):
+        make_cfg(tmp_path, sources, sample_backend="tgi")
+    prompts = write_prompts(tmp_path)
+    prompts.loc[3, "prompt"] = " "
+    prompts.to_parquet(tmp_path / "01_prompts" / "prompts.parquet", index=False)
+    with pytest.raises(ValueError, match=r"prompts.parquet: row 3 .*empty prompt"):
+        sampling.run(make_cfg(tmp_path, sources))
+
+
+KILL_AFTER_FIRST_CHUNK = """
+import os, sys
+from fusechat_utils import sampling, shards
+real = shards.write_chunk
+def write_then_die(chunk_dir, source, rows):
+    path = real(chunk_dir, source, rows)
+    if source != sampling.REFERENCE_MODEL:
+        os._exit(9)  # killed right after the first sampled batch was committed
+    return path
+shards.write_chunk = write_then_die
+cfg = sampling.SampleConfig(**{config})
+sampling.run(cfg)
+"""
+
+
+@pytest.mark.parametrize("backend", ["hf", pytest.param("vllm", marks=[pytest.mark.vllm, pytest.mark.slow])])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, sources, backend, monkeypatch):
+    if backend == "vllm" and not VLLM_PYTHON.exists():
+        pytest.skip(".venv-vllm is missing (make vllm-venv)")
+    write_prompts(tmp_path / "full")
+    write_prompts(tmp_path / "killed")
+    full = pd.read_parquet(sampling.run(make_cfg(tmp_path / "full", sources, sample_backend=backend))["responses"])
+    cfg = make_cfg(tmp_path / "killed", sources, sample_backend=backend)
+    if backend == "hf":  # a whole sampling process dies right after its first sampled batch is committed
+        fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+        proc = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_CHUNK.format(config=repr(fields))],
+                              env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, cwd=PROJECT_ROOT,
+                              capture_output=True, text=True)
+        assert proc.returncode == 9, proc.stderr[-2000:]
+    else:  # the vLLM worker process dies after its first committed batch
+        monkeypatch.setenv("FUSECHAT_SAMPLING_DIE_AFTER", "1")
+        with pytest.raises(RuntimeError, match="vLLM worker for src-llama"):
+            sampling.run(cfg)
+        monkeypatch.delenv("FUSECHAT_SAMPLING_DIE_AFTER")
+    chunk_dir = shards.shard_dir(cfg.step_dir, 0, 1)
+    assert len(list(chunk_dir.glob("src-llama-*.parquet"))) == 1
+    assert not (cfg.step_dir / "responses.parquet").exists()
+    summary = sampling.run(cfg)
+    assert summary["resumed_units"] == 2
+    resumed = pd.read_parquet(summary["responses"])
+    pd.testing.assert_frame_equal(resumed, full)
