@@ -329,6 +329,8 @@ class PairsConfig(StepConfig):
     pairs_split_order: str = field(default="filter_then_split",
                                    metadata={"help": "filter_then_split | split_then_filter [U]"})
     pairs_code_gap_filter: bool = field(default=True, metadata={"help": "gap window applies to code pairs [U]"})
+    pairs_exclude_sources: list[str] = field(default_factory=list,
+                                             metadata={"help": "sources left out (leave-one-source-out ablation)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -359,6 +361,10 @@ def run(cfg: PairsConfig) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: not found; run 03_scoring first")
     scored = pd.read_parquet(path)
     check_scored(scored, where=str(path))
+    unknown = set(cfg.pairs_exclude_sources) - set(scored["source_model"])
+    if unknown:
+        raise ValueError(f"pairs_exclude_sources: {sorted(unknown)} not among the sources in {path}")
+    scored = scored[~scored["source_model"].isin(cfg.pairs_exclude_sources)]
     (sft, dpo), decisions = build_sets_with_plan(scored, **cfg.rules())
     prompts_path = cfg.step_dir.parent / "01_prompts" / "prompts.parquet"
     prompts = pd.read_parquet(prompts_path) if prompts_path.exists() else scored.drop_duplicates("prompt_id")

@@ -246,3 +246,20 @@ def test_real_armorm_scores_of_magpie_rows_with_the_paper_window():
         scores = [s["score"] for s in record["rewards_armorm"]]
         assert pair["chosen"][0]["content"] == record["responses"][int(np.argmax(scores))]
         assert pair["rejected"][0]["content"] == record["responses"][int(np.argmin(scores))]
+
+
+def test_leave_one_source_out_drops_that_sources_responses(tmp_path):
+    from fusechat_utils.pairs import PairsConfig, run
+
+    rows = [{"prompt_id": "p1", "dataset": "UltraFeedback", "category": "general", "source_model": src,
+             "sample_index": i, "seed": i, "prompt": "Reverse the word: abc", "response": f"{src}-{i}",
+             "finish_reason": "stop", "n_tokens": 3, "gold_answer": None, "rm_score": score, "correct": None,
+             "static_ok": None, "tests_passed": None, "verify_reason": None}
+            for src, scores in (("a", [1.0, 0.9]), ("b", [0.5, 0.2])) for i, score in enumerate(scores)]
+    (tmp_path / "03_scoring").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "03_scoring" / "scored.parquet")
+    kw = dict(run_dir=str(tmp_path), pairs_sft_ratio=0.0, pairs_gap_min=0.01, pairs_gap_max=1.0)
+    assert set(run(PairsConfig(**kw))["dpo"]["source_model"]) == {"a"}
+    assert set(run(PairsConfig(**kw, pairs_exclude_sources=["a"]))["dpo"]["source_model"]) == {"b"}
+    with pytest.raises(ValueError, match="pairs_exclude_sources"):
+        run(PairsConfig(**kw, pairs_exclude_sources=["c"]))
