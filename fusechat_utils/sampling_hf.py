@@ -5,6 +5,7 @@ Usage: called by `sampling.sample_source` with templated batches; each batch is 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -23,12 +24,15 @@ def generate_batches(cfg, src: dict, tok, jobs: list[list[dict]], chunk_dir: Pat
     from fusechat_utils.models import device, load_causal_lm
 
     model = load_causal_lm(src["model"], dtype=cfg.sample_dtype).to(device()).eval()
+    gen_s = 0.0
     for batch in tqdm(jobs, desc=f"hf {src['name']}", unit="batch"):
-        rows = []
+        rows, start = [], time.perf_counter()
         # all jobs of a batch share n (sampling.batches); sample k of every prompt is drawn under seed k
         for k in range(len(batch[0]["seeds"])):
             rows += generate_one(cfg, src, tok, model, batch, k)
+        gen_s += time.perf_counter() - start
         shards.write_chunk(chunk_dir, src["name"], rows)
+    shards.write_timing(chunk_dir, "hf", src["name"], gen_s)
 
 
 def generate_one(cfg, src: dict, tok, model, batch: list[dict], k: int) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 
 def sampling_params(src: dict, seed: int, max_new_tokens: int):
@@ -47,11 +48,16 @@ def main(request_path: str) -> None:
     src = req["source"]
     llm = LLM(model=src["model"], tensor_parallel_size=req["tensor_parallel_size"],
               dtype=req["dtype"], gpu_memory_utilization=req["gpu_memory_utilization"], seed=0)
+    gen_s = 0.0
     for i, batch in enumerate(req["batches"], 1):
-        shards.write_chunk(req["chunk_dir"], src["name"], generate(llm, req, batch))
+        start = time.perf_counter()
+        rows = generate(llm, req, batch)
+        gen_s += time.perf_counter() - start
+        shards.write_chunk(req["chunk_dir"], src["name"], rows)
         print(f"vllm {src['name']}: batch {i}/{len(req['batches'])} committed", flush=True)
         if i == int(os.environ.get("FUSECHAT_SAMPLING_DIE_AFTER", "0")):
             os._exit(9)  # test hook: a worker killed right after k committed batches
+    shards.write_timing(req["chunk_dir"], "vllm", src["name"], gen_s)
 
 
 if __name__ == "__main__":  # vLLM's engine starts worker processes with spawn

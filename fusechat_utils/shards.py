@@ -12,6 +12,7 @@ Imports only pandas/pyarrow and the standard library: the vLLM worker venv uses 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -69,6 +70,12 @@ def write_chunk(chunk_dir: str | Path, source: str, rows: list[dict]) -> Path:
     stem = _safe(source)
     k = len(list(chunk_dir.glob(f"{stem}-*.parquet")))
     return write_parquet_atomic(chunk_dir / f"{stem}-{k:06d}.parquet", to_frame(rows))
+
+
+def write_timing(chunk_dir: str | Path, backend: str, source: str, seconds: float) -> None:
+    """Generation seconds of the last run for one source (model loading excluded), read by the benchmark."""
+    path = Path(chunk_dir) / f".timing-{backend}-{_safe(source)}.json"
+    path.write_text(json.dumps({"backend": backend, "source": source, "generate_s": seconds}))
 
 
 def read_chunks(chunk_dir: str | Path) -> pd.DataFrame:
