@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv vllm-venv demo test lab toy-world clean-outputs
+.PHONY: venv vllm-venv demo test lab toy-world ablations clean-outputs
 
 # The stamp is remade whenever pyproject.toml changes, so `make` keeps .venv in step with the pins.
 $(VENV)/.installed: pyproject.toml
@@ -43,6 +43,17 @@ demo: venv
 
 test: venv vllm-venv
 	$(PY) -m pytest tests --nbval-lax notebooks -p no:cacheprovider
+
+# The paper's open questions as a sweep over 3 seeds: same- vs cross-source pairs, LN-DPO vs plain DPO,
+# leave-one-source-out (SFT only vs SFT+DPO is the sft/dpo stage pair of every run).
+ABLATIONS := --variant paper: --variant cross_source:pairs_pairing=cross_source \
+	--variant plain_dpo:dpo_loss_type=sigmoid,dpo_beta=0.1 \
+	$(foreach s,llama qwen2 gemma2 mistral,--variant no_$(s):pairs_exclude_sources=[src-$(s)])
+ablations: venv
+	$(PY) -m fusechat_utils toy-world
+	$(PY) -m fusechat_utils sweep --profile toy --name ablations --seeds 0,1,2 $(ABLATIONS)
+	$(VENV)/bin/papermill -k python3 notebooks/analysis/ablations.ipynb outputs/ablations/ablations.ipynb \
+		-p sweep_dir outputs/ablations
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks

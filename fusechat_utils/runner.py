@@ -4,7 +4,8 @@ Usage:
     fusechat run --profile toy [--steps 01-04] [--set key=value ...] [--run-name NAME] [--force]
 
 A step is skipped when its fingerprint (resolved params, its notebook's source, hashes of its inputs: upstream
-steps' outputs and local files named by params) equals the one in its manifest. A failing step stops the run and
+steps' outputs and local files named by params) equals the one in its manifest, and reused (hard-linked) when
+another run under outputs/ already ran it with the same fingerprint (copied). A failing step stops the run and
 names the step, the executed notebook and the failing cell's error.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -36,7 +38,7 @@ class StepFailed(RuntimeError):
 @dataclasses.dataclass
 class StepResult:
     step: str
-    status: str  # ran | skipped
+    status: str  # ran | skipped (unchanged here) | reused (identical step copied from another run)
     wall_time_s: float
     notebook: Path
 
@@ -105,14 +107,40 @@ def execute(step: str, params: dict[str, Any], out_nb: Path) -> None:
                          f"  executed notebook: {out_nb}") from None
 
 
+def cache_entry(step: str, fingerprint: str) -> Path:
+    return PROJECT_ROOT / "outputs" / ".step_cache" / f"{step}-{fingerprint[:32]}"
+
+
+def reuse(step: str, fingerprint: str, step_dir: Path, params: dict[str, Any]) -> bool:
+    """Copy the outputs of an identical step from another run: same params but run_dir, same inputs.
+
+    Sweeps hit this all the time: ablation variants that differ only in 04_pairs share 01-03 of their seed.
+    """
+    entry = cache_entry(step, fingerprint)
+    source = Path(entry.read_text()) if entry.is_file() else None
+    if source is None or source == step_dir or not (source / MANIFEST).is_file():
+        return False
+    manifest = read_json(source / MANIFEST)
+    if manifest.get("fingerprint") != fingerprint:
+        return False
+    shutil.rmtree(step_dir, ignore_errors=True)
+    # A copy, not hard links: trainers rewrite checkpoint files in place, which would change both runs.
+    shutil.copytree(source, step_dir)
+    write_json(step_dir / MANIFEST, {**manifest, "params": params, "reused_from": str(source)})
+    return True
+
+
 def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta: dict) -> StepResult:
     step_dir = run_dir / step
     out_nb = step_dir / f"{step}.ipynb"
     inputs = input_hashes(step, params, run_dir)
-    fingerprint = hash_obj({"params": params, "inputs": inputs, "notebook": notebook_hash(notebook_path(step))})
+    same_anywhere = {k: v for k, v in params.items() if k != "run_dir"}
+    fingerprint = hash_obj({"params": same_anywhere, "inputs": inputs, "notebook": notebook_hash(notebook_path(step))})
     manifest_path = step_dir / MANIFEST
     if not force and manifest_path.is_file() and read_json(manifest_path).get("fingerprint") == fingerprint:
         return StepResult(step, "skipped", 0.0, out_nb)
+    if not force and reuse(step, fingerprint, step_dir, params):
+        return StepResult(step, "reused", 0.0, out_nb)
     step_dir.mkdir(parents=True, exist_ok=True)
     manifest_path.unlink(missing_ok=True)  # a failed re-run must not look finished
     started = time.time()
@@ -124,6 +152,8 @@ def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta
         "outputs_hash": hash_obj(outputs), "fingerprint": fingerprint, "seeds": {"seed": params.get("seed")},
         "wall_time_s": round(wall, 2), "finished_at": datetime.now(timezone.utc).isoformat(), **environment(),
     })
+    cache_entry(step, fingerprint).parent.mkdir(parents=True, exist_ok=True)
+    cache_entry(step, fingerprint).write_text(str(step_dir.resolve()))
     return StepResult(step, "ran", wall, out_nb)
 
 

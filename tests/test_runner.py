@@ -69,3 +69,15 @@ def test_cli_reports_bad_params_without_a_traceback(capsys):
     assert "key 'seed' must be int" in capsys.readouterr().err
     assert main(["run", "--profile", "nope"]) == 1
     assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_an_identical_step_in_another_run_is_reused_not_rerun(tmp_path, fixtures):
+    first = run_pipeline("toy", "01", overrides(tmp_path, fixtures))
+    other = {**overrides(tmp_path, fixtures), "run_dir": str(tmp_path / "other")}
+    assert [r.status for r in run_pipeline("toy", "01", other)] == ["reused"]
+    manifest = read_json(tmp_path / "other" / "01_prompts" / "manifest.json")
+    assert manifest["params"]["run_dir"] == str(tmp_path / "other")
+    assert manifest["reused_from"] == str((tmp_path / "run" / "01_prompts").resolve())
+    original = read_json(tmp_path / "run" / "01_prompts" / "manifest.json")
+    assert original["params"]["run_dir"] == str(tmp_path / "run") and first[0].status == "ran"
+    assert [r.status for r in run_pipeline("toy", "01", other)] == ["skipped"]
