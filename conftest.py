@@ -14,7 +14,7 @@ TOY_WORLD = "outputs/toy_world"
 
 def _build_toy_world():
     from fusechat_utils.config import PROJECT_ROOT
-    from fusechat_utils.toyworld import build
+    from fusechat_utils.toy import build
 
     return build(out_dir=str(PROJECT_ROOT / TOY_WORLD))
 

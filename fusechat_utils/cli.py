@@ -63,7 +63,7 @@ def _sweep(args) -> int:
 def _toy_world(args) -> int:
     import time
 
-    from fusechat_utils.toyworld import build
+    from fusechat_utils.toy import build
 
     started = time.time()
     path = build(out_dir=args.out_dir, force=args.force)

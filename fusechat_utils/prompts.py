@@ -28,6 +28,10 @@ COLUMNS = ["prompt_id", "dataset", "category", "prompt", "gold_answer", "tests",
            "reference_response", "reference_model"]
 REASONS = ["empty", "multi_turn", "code_or_math", "no_tests", "duplicate", "over_cap"]
 MAGPIE_DROP_CATEGORIES = {"Coding & Debugging", "Math"}
+# Toy caps keep the CPU demo in minutes; math gets more prompts because the target has the most to learn there.
+TOY_CAPS = {"UltraFeedback": 150, "Magpie-Pro-DPO-100K-v0.1": 150, "HelpSteer2": 150, "OpenMathInstruct-2": 400,
+            "leetcode": 150, "self-oss-instruct-sc2-exec-filter-50k": 150, "alpaca_gpt4_zh": 100,
+            "Magpie-Qwen2-Pro-200K-Chinese": 100}
 
 # Keyword heuristic for code/math inside general and Chinese sets: the paper does not say how it filtered ([U]).
 CODE_PATTERNS = [r"```", r"\bdef \w+\(", r"#include", r"\bfunction\s*\(", r"\bpython\b", r"\bjava(script)?\b",
@@ -46,7 +50,8 @@ class PromptsConfig(StepConfig):
     prompts_fixtures_dir: str = field(default="outputs/toy_world/fixtures", metadata={"help": "fixture files"})
     prompts_datasets: list[str] = field(default_factory=lambda: list(DATASETS), metadata={"help": "datasets, order"})
     prompts_hub_splits: dict = field(default_factory=dict, metadata={"help": "dataset -> split (default 'train')"})
-    prompts_max_per_dataset: dict = field(default_factory=dict, metadata={"help": "dataset -> cap after filters"})
+    prompts_max_per_dataset: dict = field(default_factory=lambda: dict(TOY_CAPS),
+                                          metadata={"help": "dataset -> cap after filters"})
     prompts_filter_code_math: bool = field(default=True, metadata={"help": "drop code/math from general+Chinese"})
     prompts_leetcode_signature_hint: bool = field(
         default=True, metadata={"help": "append 'Implement it as `def f(...)`' so tests can call the entry point"}

@@ -1,0 +1,116 @@
+"""The toy world: tiny heterogeneous source models, a weak target, a reward model, fixture datasets in the real
+schemas of FuseChat-3.0's 8 source datasets, and held-out toy benchmarks; built offline on a laptop CPU.
+
+Usage:
+    fusechat toy-world                     # or: from fusechat_utils.toy import build; build()
+
+Cached by a hash of its recipe (every size, seed and step count plus the toyworld package's source): a rebuild
+happens only when that changes. Models are saved with `save_pretrained` and loaded by the pipeline through the
+same `from_pretrained` path as hub ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fusechat_utils.io import hash_obj, read_json, write_json
+
+# Each source is the specialist of one domain (the paper's sources differ in strength the same way).
+STRENGTHS = {"src-llama": "math", "src-qwen2": "chinese", "src-gemma2": "code", "src-mistral": "general"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    seed: int = 0
+    source_steps: int = 350
+    math_source_steps: int = 700  # arithmetic learns after a phase transition at ~600 steps (toy_world_notes §3)
+    source_lr: float = 3e-3
+    batch_size: int = 64
+    strong_examples: int = 1500  # a source's pretraining set: its strong domain ...
+    weak_examples: int = 40  # ... and a little of every other domain
+    target_steps: int = 150
+    target_examples: int = 200  # per family: the target sees every domain, briefly
+    reward_steps: int = 300
+    reward_lr: float = 1e-3
+    reward_pairs: int = 600  # per family
+    eval_examples: int = 100  # per family, held out, for the manifest's accuracy table
+    bench_examples: int = 200  # per family, held out: the toy benchmarks of 07_eval
+    fixture_rows: int = 300  # per dataset (before the rows meant to be dropped)
+    threads: int = 1  # per training process; two run side by side on a 2-core machine
+
+
+def code_version() -> str:
+    """Hash of the toyworld package's source: a change in how the world is built invalidates the cache."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    return hash_obj({"recipe": dataclasses.asdict(recipe), "code": code_version()})[:16]
+
+
+def _jobs(recipe: Recipe, out: Path) -> list[dict]:
+    jobs = [("source", name, strong) for name, strong in STRENGTHS.items()] + [("target", "target", None),
+                                                                                ("reward", "reward", None)]
+    return [{"kind": kind, "spec": name, "strong": strong, "recipe": dataclasses.asdict(recipe),
+             "out_dir": str(out / "models" / name)} for kind, name, strong in jobs]
+
+
+def _train_all(jobs: list[dict], workers: int = 2) -> dict[str, dict]:
+    """Run one worker process per model, `workers` at a time; a failing worker stops the build with its log."""
+    pending, running, infos = list(jobs), [], {}
+    while pending or running:
+        while pending and len(running) < workers:
+            job = pending.pop(0)
+            write_json(job["out_dir"] + ".job.json", job)
+            log = open(job["out_dir"] + ".log", "w")
+            proc = subprocess.Popen([sys.executable, "-m", "fusechat_utils.toy.worker", job["out_dir"] + ".job.json"],
+                                    stdout=log, stderr=subprocess.STDOUT)
+            running.append((job, proc, log))
+        time.sleep(0.2)
+        for item in [r for r in running if r[1].poll() is not None]:
+            job, proc, log = item
+            log.close()
+            running.remove(item)
+            if proc.returncode:
+                for _, other, _ in running:
+                    other.kill()
+                tail = Path(job["out_dir"] + ".log").read_text()[-3000:]
+                raise RuntimeError(f"toy world: building {job['spec']} failed:\n{tail}")
+            infos[job["spec"]] = read_json(job["out_dir"] + ".info.json")
+    return infos
+
+
+def build(out_dir: str | Path = "outputs/toy_world", force: bool = False, recipe: Recipe | None = None) -> Path:
+    """Build the toy world into out_dir unless one with the same recipe hash is already there."""
+    recipe = recipe or Recipe()
+    out = Path(out_dir)
+    wanted = recipe_hash(recipe)
+    manifest = out / "manifest.json"
+    if not force and manifest.is_file() and read_json(manifest).get("recipe_hash") == wanted:
+        return out
+    started = time.time()
+    tmp = out.with_name(out.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    from fusechat_utils.toy.fixtures import write_benchmarks, write_fixtures
+
+    fixtures = write_fixtures(tmp / "fixtures", recipe)
+    write_benchmarks(tmp / "benchmarks", recipe)
+    (tmp / "models").mkdir(parents=True)
+    models = _train_all(_jobs(recipe, tmp))
+    for leftover in (tmp / "models").glob("*.*"):  # job files, logs, trainer scratch
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    write_json(tmp / "manifest.json", {"recipe": dataclasses.asdict(recipe), "recipe_hash": wanted,
+                                       "strengths": STRENGTHS, "models": models, "fixtures": fixtures,
+                                       "build_s": round(time.time() - started, 1)})
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # a killed build never leaves a half world that looks finished
+    return out

@@ -1,0 +1,136 @@
+"""Pre-training the toy world's models from scratch on CPU: a plain torch loop for the causal LMs (completion-only
+loss, AdamW, cosine; toy_world_notes §3: this learns in seconds where a Trainer's overhead would dominate) and TRL's
+RewardTrainer for the reward model."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import torch
+
+from fusechat_utils.toy import tasks
+
+
+def encode(tok, example: dict, max_len: int = 128) -> tuple[list[int], list[int]]:
+    """(input ids, labels) of one chat turn through the model's own template; labels mask the prompt."""
+    prompt = tok.apply_chat_template([{"role": "user", "content": example["prompt"]}], tokenize=False,
+                                     add_generation_prompt=True)
+    full = tok.apply_chat_template([{"role": "user", "content": example["prompt"]},
+                                    {"role": "assistant", "content": example["answer"]}], tokenize=False)
+    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    ids = tok(full, add_special_tokens=False)["input_ids"]
+    ids = ids[: len(ids) - 1] if full.endswith("\n") else ids  # trailing template newline carries no signal
+    ids = ids[:max_len]
+    return ids, [-100] * len(p_ids) + ids[len(p_ids):]
+
+
+def _batch(items: list[tuple[list[int], list[int]]], pad_id: int):
+    width = max(len(i) for i, _ in items)
+    ids = torch.full((len(items), width), pad_id)
+    labels = torch.full((len(items), width), -100)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (i, lab) in enumerate(items):
+        ids[row, : len(i)], labels[row, : len(lab)], mask[row, : len(i)] = torch.tensor(i), torch.tensor(lab), 1
+    return ids, labels, mask
+
+
+def train_causal(model, tok, data: list[dict], steps: int, lr: float, batch_size: int, seed: int) -> dict:
+    """Train on `data` (examples) for `steps`; returns first/last loss and wall time."""
+    encoded = [encode(tok, ex) for ex in data]
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * (
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
+    model.train()
+    losses, started = [], time.time()
+    for _ in range(steps):
+        ids, labels, mask = _batch(rng.sample(encoded, min(batch_size, len(encoded))), tok.pad_token_id)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(), sched.step(), opt.zero_grad()
+        losses.append(loss.item())
+    model.eval()
+    return {"steps": steps, "loss_first": round(losses[0], 4), "loss_last": round(sum(losses[-20:]) / 20, 4),
+            "train_s": round(time.time() - started, 1)}
+
+
+@torch.no_grad()
+def generate(model, tok, prompts: list[str], max_new_tokens: int = 24, batch_size: int = 128) -> list[str]:
+    """Greedy answers through the model's chat template (left padding)."""
+    tok.padding_side = "left"
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+                 for p in prompts[start:start + batch_size]]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    tok.padding_side = "right"
+    return out
+
+
+def accuracy(model, tok, n: int, seed: int) -> dict[str, float]:
+    """Greedy accuracy per family on n held-out examples each."""
+    result = {}
+    for family in tasks.FAMILIES:
+        exs = tasks.examples(family, "heldout", n, seed)
+        answers = generate(model, tok, [e["prompt"] for e in exs])
+        result[family] = round(sum(tasks.check(e, a) for e, a in zip(exs, answers)) / len(exs), 3)
+    return result
+
+
+def corrupt(example: dict, rng: random.Random) -> str:
+    """A near-miss wrong answer, the kind of error a small model makes."""
+    answer = example["answer"]
+    digits = [i for i, c in enumerate(answer) if c.isdigit()]
+    if example["family"] in ("math", "code") and digits:
+        i = digits[-1] if example["family"] == "math" else rng.choice(digits)
+        return answer[:i] + str((int(answer[i]) + rng.randint(1, 9)) % 10) + answer[i + 1:]
+    chars = list(answer)
+    if len(chars) > 1:
+        i = rng.randrange(len(chars) - 1)
+        chars[i], chars[i + 1] = chars[i + 1], chars[i]
+        if "".join(chars) != answer:
+            return "".join(chars)
+    return answer + answer[-1]
+
+
+def preference_pairs(n_per_family: int, split: str, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for family in tasks.FAMILIES:
+        for ex in tasks.examples(family, split, n_per_family, seed):
+            rows.append({"prompt": [{"role": "user", "content": ex["prompt"]}],
+                         "chosen": [{"role": "assistant", "content": ex["answer"]}],
+                         "rejected": [{"role": "assistant", "content": corrupt(ex, rng)}]})
+    return rows
+
+
+def train_reward(model, tok, pairs: list[dict], steps: int, lr: float, out_dir: str, seed: int) -> dict:
+    """TRL RewardTrainer (Bradley-Terry) on prompt/chosen/rejected conversations."""
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    args = RewardConfig(output_dir=out_dir, use_cpu=True, bf16=False, gradient_checkpointing=False,
+                        report_to="none", save_strategy="no", max_steps=steps, per_device_train_batch_size=32,
+                        learning_rate=lr, max_length=96, logging_steps=max(1, steps // 5), seed=seed,
+                        lr_scheduler_type="cosine", warmup_steps=0.05, disable_tqdm=True)
+    started = time.time()
+    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(pairs), processing_class=tok)
+    trainer.train()
+    return {"steps": steps, "train_s": round(time.time() - started, 1)}
+
+
+@torch.no_grad()
+def pairwise_accuracy(model, tok, pairs: list[dict]) -> float:
+    from fusechat_utils.scoring import rm_scores
+
+    prompts = [p["prompt"][0]["content"] for p in pairs]
+    chosen = rm_scores(model, tok, prompts, [p["chosen"][0]["content"] for p in pairs], batch_size=64)
+    rejected = rm_scores(model, tok, prompts, [p["rejected"][0]["content"] for p in pairs], batch_size=64)
+    return round(sum(c > r for c, r in zip(chosen, rejected)) / len(pairs), 3)
