@@ -38,7 +38,7 @@ class Recipe:
                                                   "seed": 0, "threads": 1})
     fixtures_per_family: int = 600  # fuse-split prompts spread over the family's datasets (zhnum has 300)
     benchmark_per_family: int = 200
-    processes: int = 2
+    processes: int = 1  # 2 (spawn pool) is untested; callers then need an `if __name__ == "__main__"` guard
     seed: int = 0
 
     @classmethod
