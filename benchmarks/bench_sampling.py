@@ -28,9 +28,9 @@ def build_model(path: Path) -> str:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from fusechat_utils.toyworld.tokenizers import make_tokenizer
+    from fusechat_utils.toy.nets import SPECS, train_tokenizer
 
-    tok = make_tokenizer("llama", [" ".join(WORDS)] * 50)
+    tok = train_tokenizer(SPECS["src-llama"], [" ".join(WORDS)] * 50)
     tok.save_pretrained(path)
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,

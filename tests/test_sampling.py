@@ -25,9 +25,9 @@ def build_source(path: Path, style: str) -> str:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from fusechat_utils.toyworld.tokenizers import make_tokenizer
+    from fusechat_utils.toy.nets import SPECS, train_tokenizer
 
-    tok = make_tokenizer(style, CORPUS * 20)
+    tok = train_tokenizer(SPECS[f"src-{style}"], CORPUS * 20)
     tok.save_pretrained(path)
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=1,

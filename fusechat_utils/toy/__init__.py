@@ -4,7 +4,7 @@ schemas of FuseChat-3.0's 8 source datasets, and held-out toy benchmarks; built 
 Usage:
     fusechat toy-world                     # or: from fusechat_utils.toy import build; build()
 
-Cached by a hash of its recipe (every size, seed and step count plus the toyworld package's source): a rebuild
+Cached by a hash of its recipe (every size, seed and step count plus the toy package's source): a rebuild
 happens only when that changes. Models are saved with `save_pretrained` and loaded by the pipeline through the
 same `from_pretrained` path as hub ids.
 """
@@ -46,7 +46,7 @@ class Recipe:
 
 
 def code_version() -> str:
-    """Hash of the toyworld package's source: a change in how the world is built invalidates the cache."""
+    """Hash of the toy package's source: a change in how the world is built invalidates the cache."""
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.read_bytes())

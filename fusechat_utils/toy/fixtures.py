@@ -104,17 +104,20 @@ def _zh_contamination(rng: random.Random, n: int) -> list[dict]:
     return out
 
 
+def _with_variants(exs: list[dict], make, rng: random.Random) -> list[dict]:
+    return [make(ex, rng) for ex in exs] + [make(_variant(ex), rng) for ex in exs[: len(exs) // 20]]
+
+
 def _rows(name: str, family: str, make, n: int, seed: int, rng: random.Random) -> list[dict]:
-    exs = tasks.examples(family, "fuse", n, seed)
-    rows = [make(ex, rng) for ex in exs]
-    rows += [make(_variant(ex), rng) for ex in exs[: n // 20]]
-    return rows
+    return _with_variants(tasks.examples(family, "fuse", n, seed), make, rng)
 
 
 def write_fixtures(out_dir: Path, recipe) -> dict[str, int]:
     """Write the 8 fixture files; returns rows per file."""
     rng = random.Random(recipe.seed)
     n = recipe.fixture_rows
+    # The two Chinese sets split the (small) Chinese fusion split between them, so they do not duplicate each other.
+    zh = tasks.examples("chinese", "fuse", 2 * n, 8)
     contam = tasks.examples("math", "fuse", n // 10, 99) + tasks.examples("code", "fuse", n // 10, 99)
     files = {
         "openbmb__UltraFeedback": _rows("uf", "general", _ultrafeedback, n, 1, rng)
@@ -130,10 +133,10 @@ def write_fixtures(out_dir: Path, recipe) -> dict[str, int]:
         + [_leetcode(ex, rng, broken=True) for ex in tasks.examples("code", "fuse", n // 10, 60)],
         "bigcode__self-oss-instruct-sc2-exec-filter-50k": _rows("so", "code", _self_oss, n, 7, rng)
         + [_self_oss(ex, rng, broken=True) for ex in tasks.examples("code", "fuse", n // 10, 70)],
-        "llamafactory__alpaca_gpt4_zh": _rows("az", "chinese", _alpaca_zh, n, 8, rng)
+        "llamafactory__alpaca_gpt4_zh": _with_variants(zh[0::2], _alpaca_zh, rng)
         + [_alpaca_zh(ex, rng) for ex in _zh_contamination(rng, n // 10)],
-        "Magpie-Align__Magpie-Qwen2-Pro-200K-Chinese": _rows("mz", "chinese", lambda e, r: _magpie(e, r, zh=True), n, 9,
-                                                              rng)
+        "Magpie-Align__Magpie-Qwen2-Pro-200K-Chinese": _with_variants(zh[1::2], lambda e, r: _magpie(e, r, zh=True),
+                                                                       rng)
         + [_magpie(ex, rng, zh=True) for ex in _zh_contamination(rng, n // 10)],
     }
     for name, rows in files.items():
