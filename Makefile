@@ -37,9 +37,10 @@ vllm-venv: $(VLLM_VENV)/.installed
 toy-world: venv
 	$(PY) -m fusechat_utils toy-world
 
+# The toy pipeline end to end over 3 seeds (outputs/toy/seed{0,1,2}/), then the mean ± std table.
 demo: venv
 	$(PY) -m fusechat_utils toy-world
-	$(PY) -m fusechat_utils run --profile toy --run-name toy
+	$(PY) -m fusechat_utils sweep --profile toy --name toy --seeds 0,1,2
 
 test: venv vllm-venv
 	$(PY) -m pytest tests --nbval-lax notebooks -p no:cacheprovider
