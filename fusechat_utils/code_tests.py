@@ -41,6 +41,11 @@ def _parses(source: str) -> bool:
         return False
 
 
+def _unescape(text: str) -> str:
+    """greengerong/leetcode markdown escapes brackets and underscores: '\\[2,7\\]' -> '[2,7]'."""
+    return re.sub(r"\\([\[\]_*])", r"\1", text)
+
+
 def _literal(text: str):
     text = re.sub(r"\b(true|false|null)\b", lambda m: LITERALS[m.group(1)], text.strip().rstrip("."))
     return ast.literal_eval(text)
@@ -69,9 +74,9 @@ def leetcode_tests(content: str, python: str) -> tuple[str, str] | None:
     tests = []
     pattern = r"\*\*Input:?\*\*:?\s*(.+?)\n\s*\*\*Output:?\*\*:?\s*(.+?)(?:\n|$)"
     for inputs, output in re.findall(pattern, content):
-        args = _arguments(inputs.replace("`", ""))
+        args = _arguments(_unescape(inputs.replace("`", "")))
         try:
-            expected = _literal(output.replace("`", ""))
+            expected = _literal(_unescape(output.replace("`", "")))
         except (ValueError, SyntaxError):
             continue
         if args is not None:
