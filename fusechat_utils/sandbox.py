@@ -7,7 +7,8 @@ What a program gets (ISOLATION names it for the README and for results):
   (only its own loopback), no view of other processes; a read-only system (/usr, /lib, /bin); an empty writable
   tmpfs as working directory; the kit's checkout, $HOME and /tmp are not mounted; the environment is cleared.
 - rlimits: address space (memory cap), CPU seconds, file size, open files; when the kit runs as root the program
-  runs as `nobody` with at most 64 processes (fork bombs stop there); otherwise the pid namespace bounds them.
+  runs as `nobody` with at most 256 processes (all sandboxes together) (fork bombs stop there); otherwise the pid namespace bounds them.
+  A sandbox that cannot start (EAGAIN while earlier namespaces are torn down) is retried, never scored.
 - a wall-clock limit; at the end the whole namespace is killed (bwrap --die-with-parent, pid namespace init).
 Without bwrap (FUSECHAT_SANDBOX=none) only the rlimits, a throwaway directory and a cleared environment apply.
 """
@@ -19,12 +20,14 @@ import resource
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 NOBODY = 65534
 MEMORY_BYTES = 1 << 30
-MAX_PROCESSES = 64
+MAX_PROCESSES = 256  # counts every sandbox running as nobody at once, so it must leave room for concurrency
+START_RETRIES = 6
 
 
 @dataclass
@@ -79,7 +82,21 @@ def _bwrap_argv(python: str, script: str) -> list[str]:
 
 
 def run_python(source: str, timeout_s: float = 10.0) -> SandboxResult:
-    """Run `source` under the sandbox; a time-out kills everything it started."""
+    """Run `source` under the sandbox; a time-out kills everything it started.
+
+    bwrap itself can fail to start (EAGAIN) while namespaces of just-finished sandboxes are still being torn down:
+    that is the sandbox's failure, not the program's, so it is retried.
+    """
+    for attempt in range(START_RETRIES):
+        result = _run_once(source, timeout_s)
+        if not (result.returncode != 0 and result.stderr.startswith("bwrap: ")
+                and "temporarily unavailable" in result.stderr):
+            return result
+        time.sleep(0.2 * (attempt + 1))
+    return result
+
+
+def _run_once(source: str, timeout_s: float) -> SandboxResult:
     as_root = os.geteuid() == 0
     with tempfile.TemporaryDirectory(prefix="fusechat-sbx-") as work:
         os.chmod(work, 0o755)

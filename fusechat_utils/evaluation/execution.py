@@ -1,51 +1,27 @@
 """Running generated code and checking math answers for evaluation, through the kit's verifier when present.
 
 `run_tests(program, tests, timeout_s) -> (passed, reason)` uses `fusechat_utils.verify.run_code` (the sandbox the
-scoring step uses), so benchmark code runs through the same executor as training-data code. Until that module is
-importable a plain subprocess with a timeout stands in (no sandbox; recorded as `executor` in eval_settings.json).
+scoring step uses), so benchmark code runs through the same executor as training-data code.
 Usage: `passed, reason = run_tests(prompt + completion, test + "\\ncheck(f)", 10.0)`.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import tempfile
 
 CODE_BLOCK = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 
 
 def executor_name() -> str:
-    try:
-        from fusechat_utils.verify import run_code  # noqa: F401
-    except ImportError:
-        return "subprocess (fusechat_utils.verify not available)"
-    return "fusechat_utils.verify.run_code"
+    from fusechat_utils.sandbox import isolation
 
-
-def _subprocess_run(program: str, tests: str, timeout_s: float) -> tuple[bool, str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "prog.py")
-        with open(path, "w") as fh:
-            fh.write(program + "\n\n" + tests + "\n")
-        try:
-            proc = subprocess.run([sys.executable, path], cwd=tmp, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return False, "timeout"
-    if proc.returncode == 0:
-        return True, "passed"
-    last = (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
-    return False, last[:200]
+    return f"fusechat_utils.verify.run_code ({isolation()})"
 
 
 def run_tests(program: str, tests: str, timeout_s: float = 10.0) -> tuple[bool, str]:
-    """Run `program` followed by `tests`; passed only if the process exits cleanly within the time limit."""
-    try:
-        from fusechat_utils.verify import run_code
-    except ImportError:
-        return _subprocess_run(program, tests, timeout_s)
+    """Run `program` followed by `tests` in the kit's sandbox; passed only on a clean exit within the limit."""
+    from fusechat_utils.verify import run_code
+
     result = run_code(program, tests, timeout_s)
     return bool(result.passed), str(result.reason)
 
