@@ -19,7 +19,8 @@ from fusechat_utils.sandbox import isolation, run_python
 # math
 
 
-def _last_boxed(text: str) -> str | None:
+def last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...}, nested braces kept."""
     start = text.rfind("\\boxed{")
     if start < 0:
         return None
@@ -36,7 +37,7 @@ def _last_boxed(text: str) -> str | None:
 
 def extract_answer(response: str) -> str | None:
     """The final answer: the last \\boxed{...} (nested braces kept), else what follows "The answer is"."""
-    boxed = _last_boxed(response)
+    boxed = last_boxed(response)
     if boxed is not None:
         return boxed
     found = re.findall(r"[Tt]he (?:final )?answer is[:\s]*\$?([^\n$]+?)\$?\s*\.?\s*$", response, flags=re.M)

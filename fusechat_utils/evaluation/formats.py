@@ -15,23 +15,11 @@ from pathlib import Path
 
 from fusechat_utils.evaluation.adapters import MATH_INSTRUCTION
 from fusechat_utils.evaluation.execution import check_math, extract_code, run_tests
+from fusechat_utils.verify import last_boxed
 
 LETTERS = "ABCDEFGHIJ"
 MC_SUFFIX = "Answer: Let's think step by step."
 ANSWER_PATTERNS = [r"answer is \(?([A-J])\)?", r".*[aA]nswer:\s*\(?([A-J])\)?", r"\b([A-J])\b(?!.*\b[A-J]\b)"]
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...}, braces balanced."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1:j]
-    return None
 
 
 def math_prompt(question: str) -> str:
