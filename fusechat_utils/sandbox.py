@@ -27,7 +27,7 @@ from pathlib import Path
 NOBODY = 65534
 MEMORY_BYTES = 1 << 30
 MAX_PROCESSES = 256  # counts every sandbox running as nobody at once, so it must leave room for concurrency
-START_RETRIES = 6
+START_RETRIES = 7  # backoff 0.25 s doubling: ~30 s in all
 
 
 @dataclass
@@ -88,12 +88,15 @@ def run_python(source: str, timeout_s: float = 10.0) -> SandboxResult:
     that is the sandbox's failure, not the program's, so it is retried.
     """
     for attempt in range(START_RETRIES):
-        result = _run_once(source, timeout_s)
-        if not (result.returncode != 0 and result.stderr.startswith("bwrap: ")
-                and "temporarily unavailable" in result.stderr):
+        try:
+            result = _run_once(source, timeout_s)
+        except BlockingIOError:  # exec refused: nobody's process limit is full of sandboxes still exiting
+            result = None
+        if result is not None and not (result.returncode != 0 and result.stderr.startswith("bwrap: ")
+                                       and "temporarily unavailable" in result.stderr):
             return result
-        time.sleep(0.2 * (attempt + 1))
-    return result
+        time.sleep(0.25 * 2**attempt)
+    raise RuntimeError(f"sandbox could not start after {START_RETRIES} tries (EAGAIN): too many sandboxes at once")
 
 
 def _run_once(source: str, timeout_s: float) -> SandboxResult:
