@@ -1,0 +1,71 @@
+"""The toy world: task families, fixtures in the real schemas, and a tiny build (cache, reload, heterogeneity)."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from fusechat_utils import models
+from fusechat_utils.io import read_json
+from fusechat_utils.prompt_sources import DATASETS
+from fusechat_utils.toy import Recipe, build, recipe_hash, tasks
+from fusechat_utils.toy.fixtures import write_fixtures
+
+REAL = Path(__file__).parent / "fixtures" / "real_samples"
+TINY = Recipe(source_steps=10, math_source_steps=10, target_steps=5, reward_steps=4, strong_examples=60,
+              weak_examples=10, target_examples=20, reward_pairs=20, eval_examples=4, bench_examples=10,
+              fixture_rows=40)
+
+
+@pytest.mark.parametrize("family", list(tasks.FAMILIES))
+def test_generators_are_deterministic_disjoint_and_checked(family):
+    a = tasks.examples(family, "fuse", 30, seed=1)
+    assert a == tasks.examples(family, "fuse", 30, seed=1)
+    held = {e["prompt"] for e in tasks.examples(family, "heldout", 200, seed=0)}
+    pre = {e["prompt"] for e in tasks.examples(family, "pretrain", 200, seed=0)}
+    assert not held & pre and not held & {e["prompt"] for e in a}
+    ex = a[0]
+    assert tasks.check(ex, ex["answer"])
+    assert not tasks.check(ex, ex["answer"][:-1] + ("0" if ex["answer"][-1] != "0" else "1"))
+
+
+def test_fixtures_have_the_real_schemas_and_the_rows_to_drop(tmp_path):
+    counts = write_fixtures(tmp_path, TINY)
+    assert set(counts) == {spec.fixture_name.removesuffix(".jsonl") for spec in DATASETS.values()}
+    for spec in DATASETS.values():
+        rows = [json.loads(x) for x in (tmp_path / spec.fixture_name).read_text().splitlines()]
+        real = REAL / spec.fixture_name
+        if real.exists():  # same top-level columns and value types as the real rows
+            sample = json.loads(real.read_text().splitlines()[0])
+            for key, value in sample.items():
+                if key in rows[0] and value is not None and rows[0][key] is not None:
+                    assert type(rows[0][key]) is type(value), (spec.name, key)
+            assert set(spec.columns) <= set(rows[0])
+    magpie = [json.loads(x) for x in (tmp_path / DATASETS["Magpie-Pro-DPO-100K-v0.1"].fixture_name).read_text()
+              .splitlines()]
+    assert {"Math", "Coding & Debugging"} <= {r["task_category"] for r in magpie}
+
+
+def test_a_tiny_world_builds_reloads_and_is_cached(tmp_path):
+    out = build(tmp_path / "world", recipe=TINY)
+    manifest = read_json(out / "manifest.json")
+    assert manifest["recipe_hash"] == recipe_hash(TINY)
+    archs = {name: info["architecture"] for name, info in manifest["models"].items()}
+    assert archs == {"src-llama": "llama", "src-qwen2": "qwen2", "src-gemma2": "gemma2", "src-mistral": "mistral",
+                     "target": "qwen3", "reward": "llama"}
+    templates = set()
+    for name in archs:
+        tok = models.load_tokenizer(str(out / "models" / name))
+        templates.add(tok.chat_template)
+        load = models.load_reward_model if name == "reward" else models.load_causal_lm
+        model = load(str(out / "models" / name))
+        if name != "reward":
+            assert model.config.head_dim == 64  # vLLM's CPU attention rejects smaller heads
+    assert len(templates) == 6
+    assert 0 <= manifest["models"]["reward"]["heldout_pairwise_accuracy"] <= 1
+    assert sorted(p.name for p in (out / "benchmarks").iterdir()) == [f"{f}.jsonl" for f in sorted(tasks.FAMILIES)]
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    assert build(tmp_path / "world", recipe=TINY) == out and (out / "manifest.json").stat().st_mtime_ns == stamp
+    changed = dataclasses.replace(TINY, seed=1)
+    assert recipe_hash(changed) != recipe_hash(TINY)
