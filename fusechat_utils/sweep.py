@@ -54,9 +54,12 @@ def collect(root: str | Path) -> pd.DataFrame:
     """Every run's evaluation rows under `root` (a sweep folder or a single run), tagged with variant and seed.
 
     A run folder named `<variant>-seed<k>` or `seed<k>` gives both; any other run takes its folder name as the
-    variant and the seed from its 07_eval manifest (NaN when run outside the runner, e.g. by nbval).
+    variant and the seed from its 07_eval manifest (NaN when run outside the runner, e.g. by nbval). A relative
+    root is taken from the project root, as the runner does (Jupyter starts kernels in the notebook's folder).
     """
-    root = Path(root)
+    root = PROJECT_ROOT / root
+    if not any(root.glob("**/07_eval/results.csv")):
+        raise FileNotFoundError(f"no */07_eval/results.csv under {root}: run the pipeline or a sweep there first")
     frames = []
     for results in sorted(root.glob("**/07_eval/results.csv")):
         run = results.parent.parent

@@ -23,7 +23,11 @@ PAPER_COLUMNS = {
 
 
 def load_results(run_dir: str | Path) -> pd.DataFrame:
-    path = Path(run_dir) / "07_eval" / "results.csv"
+    """A relative run_dir is taken from the project root, as the runner does (Jupyter starts this kernel in
+    notebooks/analysis/)."""
+    from fusechat_utils.config import PROJECT_ROOT
+
+    path = PROJECT_ROOT / run_dir / "07_eval" / "results.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run step 07_eval for this run first")
     return pd.read_csv(path)
