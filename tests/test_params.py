@@ -66,30 +66,32 @@ def test_notebooks_are_thin_stripped_and_have_one_parameters_cell(path):
             f"{path}: no def/class/lambda in notebooks; put logic in fusechat_utils"
 
 
-def test_an_unknown_key_names_the_key_and_the_file(tmp_path):
+@pytest.fixture
+def toy_copy(tmp_path):
+    """A user's own profile folder: a copy of params/toy/ to break on purpose."""
     for f in (PARAMS_DIR / "toy").glob("*.yaml"):
         (tmp_path / f.name).write_text(f.read_text())
-    (tmp_path / "04_pairs.yaml").write_text((tmp_path / "04_pairs.yaml").read_text() + "pairs_gapmin: 0.5\n")
+    return tmp_path
+
+
+def test_an_unknown_key_names_the_key_and_the_file(toy_copy):
+    (toy_copy / "04_pairs.yaml").write_text((toy_copy / "04_pairs.yaml").read_text() + "pairs_gapmin: 0.5\n")
     with pytest.raises(ParamError, match=r"04_pairs\.yaml.*pairs_gapmin"):
-        load_profile(tmp_path)
+        load_profile(toy_copy)
 
 
-def test_a_wrong_type_names_the_key_and_the_file(tmp_path):
-    for f in (PARAMS_DIR / "toy").glob("*.yaml"):
-        (tmp_path / f.name).write_text(f.read_text())
-    data = yaml.safe_load((tmp_path / "common.yaml").read_text())
+def test_a_wrong_type_names_the_key_and_the_file(toy_copy):
+    data = yaml.safe_load((toy_copy / "common.yaml").read_text())
     data["seed"] = "zero"
-    (tmp_path / "common.yaml").write_text(yaml.safe_dump(data))
+    (toy_copy / "common.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ParamError, match=r"common\.yaml: key 'seed' must be int, got 'zero'"):
-        load_profile(tmp_path)
+        load_profile(toy_copy)
 
 
-def test_a_key_set_twice_is_an_error(tmp_path):
-    for f in (PARAMS_DIR / "toy").glob("*.yaml"):
-        (tmp_path / f.name).write_text(f.read_text())
-    (tmp_path / "01_prompts.yaml").write_text((tmp_path / "01_prompts.yaml").read_text() + "seed: 3\n")
+def test_a_key_set_twice_is_an_error(toy_copy):
+    (toy_copy / "01_prompts.yaml").write_text((toy_copy / "01_prompts.yaml").read_text() + "seed: 3\n")
     with pytest.raises(ParamError, match=r"key 'seed' is already set in (common|01_prompts)\.yaml"):
-        load_profile(tmp_path)
+        load_profile(toy_copy)
 
 
 def test_overrides_are_typed_and_checked():
