@@ -33,7 +33,6 @@ class StepConfig:
     """Keys every step has. Subclasses add their own, prefixed by the step (`sample_`, `sft_`, ...)."""
 
     run_dir: str = dataclasses.field(default="outputs/toy", metadata={"help": "where this run's artifacts go"})
-    seed: int = dataclasses.field(default=0, metadata={"help": "seed for python, numpy, torch and samplers"})
 
     def __post_init__(self) -> None:
         check_types(type(self), dataclasses.asdict(self), source=type(self).__name__)
@@ -58,6 +57,14 @@ class StepConfig:
     def step_dir(self) -> Path:
         """This step's output folder, `<run_dir>/<NN_step>/`; subclasses set STEP."""
         return Path(self.run_dir) / self.STEP  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass
+class SeededStepConfig(StepConfig):
+    """Steps 04-07 share `seed` (common.yaml): the run seed, which a seed sweep varies. The data-building steps
+    have their own seeds (`prompts_seed`, `sample_seed`), so runs that differ only in `seed` reuse 01-03."""
+
+    seed: int = dataclasses.field(default=0, metadata={"help": "seed for python, numpy, torch and samplers"})
 
 
 def _matches(value: Any, hint: Any) -> bool:

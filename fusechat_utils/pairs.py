@@ -37,7 +37,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import pandas as pd
 
-from fusechat_utils.config import StepConfig
+from fusechat_utils.config import SeededStepConfig
 
 REQUIRED = ["prompt_id", "dataset", "category", "source_model", "sample_index", "prompt", "response", "rm_score"]
 SFT_COLUMNS = ["dataset", "source_model", "conversations", "prompt_id", "category", "rm_score"]
@@ -315,7 +315,7 @@ def build_sets_with_plan(scored: pd.DataFrame, **rules: Any) -> tuple[tuple[pd.D
 
 
 @dataclass
-class PairsConfig(StepConfig):
+class PairsConfig(SeededStepConfig):
     STEP: ClassVar[str] = "04_pairs"
 
     pairs_sft_ratio: float = field(default=0.4, metadata={"help": "general prompts' SFT share (paper 4:6)"})

@@ -29,8 +29,8 @@ COLUMNS = ["prompt_id", "dataset", "category", "prompt", "gold_answer", "tests",
 REASONS = ["empty", "multi_turn", "code_or_math", "no_tests", "duplicate", "over_cap"]
 MAGPIE_DROP_CATEGORIES = {"Coding & Debugging", "Math"}
 # Toy caps keep the CPU demo in minutes; math gets more prompts because the target has the most to learn there.
-TOY_CAPS = {"UltraFeedback": 150, "Magpie-Pro-DPO-100K-v0.1": 150, "HelpSteer2": 150, "OpenMathInstruct-2": 400,
-            "leetcode": 150, "self-oss-instruct-sc2-exec-filter-50k": 150, "alpaca_gpt4_zh": 100,
+TOY_CAPS = {"UltraFeedback": 100, "Magpie-Pro-DPO-100K-v0.1": 100, "HelpSteer2": 100, "OpenMathInstruct-2": 400,
+            "leetcode": 60, "self-oss-instruct-sc2-exec-filter-50k": 150, "alpaca_gpt4_zh": 100,
             "Magpie-Qwen2-Pro-200K-Chinese": 100}
 
 # Keyword heuristic for code/math inside general and Chinese sets: the paper does not say how it filtered ([U]).
@@ -53,6 +53,7 @@ class PromptsConfig(StepConfig):
     prompts_max_per_dataset: dict = field(default_factory=lambda: dict(TOY_CAPS),
                                           metadata={"help": "dataset -> cap after filters"})
     prompts_filter_code_math: bool = field(default=True, metadata={"help": "drop code/math from general+Chinese"})
+    prompts_seed: int = field(default=0, metadata={"help": "seed of the per-dataset caps' random subset"})
     prompts_leetcode_signature_hint: bool = field(
         default=True, metadata={"help": "append 'Implement it as `def f(...)`' so tests can call the entry point"}
     )
@@ -138,7 +139,7 @@ def dedupe_and_cap(records: list[dict], counts: dict[str, dict], cfg: PromptsCon
         cap = cfg.prompts_max_per_dataset.get(name)
         if cap is not None and len(group) > cap:
             counts[name]["over_cap"] += len(group) - cap
-            group = group.sample(n=cap, random_state=cfg.seed).sort_index()
+            group = group.sample(n=cap, random_state=cfg.prompts_seed).sort_index()
         out.extend(group.to_dict("records"))
     return out
 

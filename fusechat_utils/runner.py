@@ -149,7 +149,7 @@ def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta
     outputs = output_hashes(step_dir)
     write_json(manifest_path, {
         "step": step, **meta, "params": params, "inputs": inputs, "outputs": outputs,
-        "outputs_hash": hash_obj(outputs), "fingerprint": fingerprint, "seeds": {"seed": params.get("seed")},
+        "outputs_hash": hash_obj(outputs), "fingerprint": fingerprint, "seeds": {k: v for k, v in params.items() if k == "seed" or k.endswith("_seed")},
         "wall_time_s": round(wall, 2), "finished_at": datetime.now(timezone.utc).isoformat(), **environment(),
     })
     cache_entry(step, fingerprint).parent.mkdir(parents=True, exist_ok=True)

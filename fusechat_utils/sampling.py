@@ -24,7 +24,7 @@ from fusechat_utils import shards
 from fusechat_utils.config import PROJECT_ROOT, StepConfig
 
 REFERENCE_MODEL = "Llama-3.1-405B-Instruct"
-# the authors' five vLLM runs used these seeds (run_response_infer_scoring_pipeline.sh); cfg.seed shifts them
+# the authors' five vLLM runs used these seeds (run_response_infer_scoring_pipeline.sh); sample_seed shifts them
 AUTHOR_SEEDS = (13, 21, 42, 79, 100)
 TOY_MODELS = "outputs/toy_world/models"
 TOY_SOURCES = [
@@ -58,7 +58,9 @@ class SampleConfig(StepConfig):
     sample_keep_math_reference: bool = _f(True, "keep OpenMathInstruct-2's Llama-3.1-405B solution as a response")
     sample_max_new_tokens: int = _f(48, "max generated tokens per response (paper: not stated; SimPO 4096)")
     sample_backend: str = _f("hf", "hf (transformers generate) or vllm (offline vllm.LLM in a worker process)")
+    sample_seed: int = _f(0, "shifts the per-sample seeds (the authors' 13 21 42 79 100)")
     sample_batch_size: int = _f(128, "prompts per batch; one committed chunk per batch")
+    sample_workers: int = _f(2, "hf backend: sources sampled at once, one process each (CPU: the cores are split)")
     sample_dtype: str = _f("auto", "model dtype: auto, bfloat16, float32")
     sample_tensor_parallel_size: int = _f(1, "vLLM tensor_parallel_size")
     sample_gpu_memory_utilization: float = _f(0.3, "vLLM gpu_memory_utilization (on CPU: fraction of RAM)")
@@ -70,6 +72,8 @@ class SampleConfig(StepConfig):
         super().__post_init__()
         if self.sample_backend not in ("hf", "vllm"):
             raise ValueError(f"sample_backend must be 'hf' or 'vllm', got {self.sample_backend!r}")
+        if self.sample_workers < 1:
+            raise ValueError(f"sample_workers must be >= 1, got {self.sample_workers}")
         names = set()
         for i, src in enumerate(self.sample_sources):
             if set(src) != SOURCE_KEYS:
@@ -153,8 +157,12 @@ def run(cfg: SampleConfig) -> dict:
         shards.write_chunk(chunk_dir, REFERENCE_MODEL, refs)
     todo = units[[(p, s) not in done for p, s in zip(units.prompt_id, units.source_model, strict=True)]]
     by_name = {s["name"]: s for s in cfg.sample_sources}
-    for name, group in todo.groupby("source_model", sort=False):
-        sample_source(cfg, by_name[name], group, chunk_dir)
+    groups = [(by_name[name], group) for name, group in todo.groupby("source_model", sort=False)]
+    if cfg.sample_backend == "hf" and cfg.sample_workers > 1 and len(groups) > 1:
+        sample_in_processes(cfg, groups, chunk_dir)
+    else:
+        for src, group in groups:
+            sample_source(cfg, src, group, chunk_dir)
     summary = {"shard": f"{cfg.sample_shard_index}/{cfg.sample_num_shards}", "units": len(units),
                "resumed_units": len(units) - len(todo), "backend": cfg.sample_backend}
     if cfg.sample_num_shards == 1:
@@ -169,7 +177,7 @@ def sample_source(cfg: SampleConfig, src: dict, units: pd.DataFrame, chunk_dir: 
     tok = load_tokenizer(src["model"], padding_side="left")
     jobs = [[{"prompt_id": u.prompt_id, "dataset": u.dataset, "category": u.category,
               "prompt_token_ids": template_ids(tok, u.prompt),
-              "seeds": sample_seeds(cfg.seed, int(u.n_samples))} for u in b.itertuples()]
+              "seeds": sample_seeds(cfg.sample_seed, int(u.n_samples))} for u in b.itertuples()]
             for b in batches(units, cfg.sample_batch_size)]
     if cfg.sample_backend == "vllm":
         run_vllm_worker(cfg, src, jobs, chunk_dir)
@@ -177,6 +185,26 @@ def sample_source(cfg: SampleConfig, src: dict, units: pd.DataFrame, chunk_dir: 
         from fusechat_utils.sampling_hf import generate_batches
 
         generate_batches(cfg, src, tok, jobs, chunk_dir)
+
+
+def sample_in_processes(cfg: SampleConfig, groups: list[tuple[dict, pd.DataFrame]], chunk_dir: Path) -> None:
+    """hf backend: `sample_workers` sources at once, each in its own process with its share of the CPU threads
+    (small models scale poorly over threads, so two 1-thread processes beat one 2-thread process)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // cfg.sample_workers)
+    with ProcessPoolExecutor(min(cfg.sample_workers, len(groups)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_set_torch_threads, initargs=(threads,)) as pool:
+        futures = [pool.submit(sample_source, cfg, src, group, chunk_dir) for src, group in groups]
+        for future in futures:
+            future.result()  # a failed source raises here; chunks the others committed are kept for the resume
+
+
+def _set_torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def run_vllm_worker(cfg: SampleConfig, src: dict, jobs: list[list[dict]], chunk_dir: Path) -> None:

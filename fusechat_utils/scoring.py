@@ -36,7 +36,7 @@ class ScoreConfig(StepConfig):
     score_reward_model: str = field(default="outputs/toy_world/models/reward",
                                     metadata={"help": "reward model: hub id or local folder"})
     score_rm_kind: str = field(default="auto", metadata={"help": "auto | armorm | sequence_classification"})
-    score_batch_size: int = field(default=8, metadata={"help": "responses per RM forward pass"})
+    score_batch_size: int = field(default=64, metadata={"help": "responses per RM forward pass"})
     score_max_length: int = field(default=1024, metadata={"help": "RM input tokens; longer inputs are cut"})
     score_dtype: str = field(default="auto", metadata={"help": "RM dtype: auto | bfloat16 | float32"})
     score_trust_remote_code: bool = field(default=False, metadata={"help": "ArmoRM needs its remote code"})
@@ -219,9 +219,8 @@ def run(cfg: ScoreConfig) -> dict[str, Any]:
     """Read 01's prompts and 02's responses; write scored.parquet and summary.csv into the step folder."""
     import time
 
-    from fusechat_utils.io import atomic_path, seed_everything, write_parquet
+    from fusechat_utils.io import atomic_path, write_parquet
 
-    seed_everything(cfg.seed)
     run_dir = cfg.step_dir.parent
     paths = {"prompts": run_dir / "01_prompts" / "prompts.parquet",
              "responses": run_dir / "02_sampling" / "responses.parquet"}

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from fusechat_utils.config import StepConfig
+from fusechat_utils.config import SeededStepConfig
 from fusechat_utils.io import seed_everything, write_json
 from fusechat_utils.train_launch import (
     SampleLog, grad_accumulation, history_frame, last_checkpoint, launch, needs_launch, peak_memory, plot_history,
@@ -30,14 +30,14 @@ ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assi
 
 
 @dataclass
-class SFTStepConfig(StepConfig):
+class SFTStepConfig(SeededStepConfig):
     STEP: ClassVar[str] = "05_sft"
     target_model: str = field(default="outputs/toy_world/models/target", metadata={"help": "model SFT starts from"})
     sft_learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate (paper: per target)"})
     sft_num_train_epochs: float = field(default=3.0, metadata={"help": "epochs over sft.parquet"})
-    sft_max_steps: int = field(default=400, metadata={"help": "optimizer steps (-1: use the epochs)"})
+    sft_max_steps: int = field(default=1200, metadata={"help": "optimizer steps (-1: use the epochs)"})
     sft_global_batch_size: int = field(default=32, metadata={"help": "per-device x accumulation x processes"})
-    sft_per_device_train_batch_size: int = field(default=16, metadata={"help": "micro-batch per process"})
+    sft_per_device_train_batch_size: int = field(default=32, metadata={"help": "micro-batch per process"})
     sft_max_length: int = field(default=256, metadata={"help": "tokens per example (truncated)"})
     sft_lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler name"})
     sft_warmup_ratio: float = field(default=0.1, metadata={"help": "warmup as a fraction of the steps"})
@@ -49,7 +49,7 @@ class SFTStepConfig(StepConfig):
 
 
 @dataclass
-class DPOStepConfig(StepConfig):
+class DPOStepConfig(SeededStepConfig):
     STEP: ClassVar[str] = "06_dpo"
     target_model: str = field(default="outputs/toy_world/models/target", metadata={"help": "recorded; DPO starts from 05_sft"})
     dpo_beta: float = field(default=10.0, metadata={"help": "DPO beta (paper: 10 Llama LN-DPO, 0.01 Qwen/Gemma)"})

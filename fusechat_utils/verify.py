@@ -103,6 +103,12 @@ def run_code(program: str, tests: str, timeout_s: float = 10.0) -> CodeResult:
 
 
 def run_code_many(items: list[tuple[str, str]], timeout_s: float = 10.0, workers: int = 2) -> list[CodeResult]:
-    """run_code over (program, tests) pairs, `workers` sandboxes at a time, results in input order."""
+    """run_code over (program, tests) pairs, `workers` sandboxes at a time, results in input order.
+
+    Each distinct pair runs once: n samples of a small source often repeat the same program, and a verdict is a
+    function of the program text (its tests are fixed asserts).
+    """
+    unique = list(dict.fromkeys(items))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(lambda item: run_code(item[0], item[1], timeout_s), items))
+        verdicts = dict(zip(unique, pool.map(lambda item: run_code(item[0], item[1], timeout_s), unique)))
+    return [verdicts[item] for item in items]

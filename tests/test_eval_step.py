@@ -20,6 +20,7 @@ def world(tmp_path_factory):
 
 
 def make_cfg(run_dir, paths, **kw):
+    kw = {"eval_benchmarks": ["toy", "humaneval"], **kw}  # the toy profile leaves HumanEval out; these tests run it
     return EvalConfig(run_dir=str(run_dir), target_model=paths["target"], eval_toy_benchmarks_dir=paths["bench"],
                       eval_reward_model=paths["reward"], eval_humaneval_limit=4, eval_max_new_tokens=8, **kw)
 
@@ -128,7 +129,8 @@ def test_the_notebook_runs_with_papermill_on_the_tiny_world(world, tmp_path):
 
     root, paths = world
     params = {"run_dir": str(root / "run_nb"), "target_model": paths["target"], "eval_reward_model": paths["reward"],
-              "eval_toy_benchmarks_dir": paths["bench"], "eval_humaneval_limit": 2, "eval_max_new_tokens": 4}
+              "eval_toy_benchmarks_dir": paths["bench"], "eval_humaneval_limit": 2, "eval_max_new_tokens": 4,
+              "eval_benchmarks": ["toy", "humaneval"]}
     papermill.execute_notebook(str(notebook_path("07_eval")), str(tmp_path / "out.ipynb"), parameters=params,
                                progress_bar=False)
     assert set(pd.read_csv(root / "run_nb" / "07_eval" / "results.csv").benchmark) >= {"HumanEval", "toy_math"}

@@ -91,9 +91,9 @@ def test_duplicates_and_caps_are_counted_not_silent(tmp_path, real_dir):
 
 def test_cap_subset_is_seeded(tmp_path, real_dir):
     kw = dict(prompts_max_per_dataset={"alpaca_gpt4_zh": 4})
-    a = run(config(tmp_path / "a", real_dir, ["alpaca_gpt4_zh"], seed=1, **kw))["prompts"].prompt_id.tolist()
-    b = run(config(tmp_path / "b", real_dir, ["alpaca_gpt4_zh"], seed=1, **kw))["prompts"].prompt_id.tolist()
-    c = run(config(tmp_path / "c", real_dir, ["alpaca_gpt4_zh"], seed=2, **kw))["prompts"].prompt_id.tolist()
+    a = run(config(tmp_path / "a", real_dir, ["alpaca_gpt4_zh"], prompts_seed=1, **kw))["prompts"].prompt_id.tolist()
+    b = run(config(tmp_path / "b", real_dir, ["alpaca_gpt4_zh"], prompts_seed=1, **kw))["prompts"].prompt_id.tolist()
+    c = run(config(tmp_path / "c", real_dir, ["alpaca_gpt4_zh"], prompts_seed=2, **kw))["prompts"].prompt_id.tolist()
     assert a == b and a != c
 
 

@@ -37,18 +37,20 @@ def test_step_runs_writes_manifest_then_skips_until_inputs_or_params_change(tmp_
     assert manifest["params"]["prompts_fixtures_dir"] == str(fixtures)
     assert set(manifest["outputs"]) == {"prompts.parquet", "selection.csv"}
     assert manifest["packages"]["torch"].startswith("2.13") and manifest["git_commit"]
-    assert manifest["wall_time_s"] > 0 and manifest["seeds"] == {"seed": 0}
+    assert manifest["wall_time_s"] > 0 and manifest["seeds"] == {"prompts_seed": 0}
     assert "param:prompts_fixtures_dir" in manifest["inputs"]
     assert (step_dir / "01_prompts.ipynb").is_file() and any("01_prompts ran" in x for x in lines)
 
     assert [r.status for r in run_pipeline("toy", "01", overrides(tmp_path, fixtures), log=print)] == ["skipped"]
     assert [r.status for r in run_pipeline("toy", "01", overrides(tmp_path, fixtures), force=True)] == ["ran"]
-    assert [r.status for r in run_pipeline("toy", "01", overrides(tmp_path, fixtures, seed=5))] == ["ran"]
+    # the run seed belongs to 04-07: a seed sweep reuses the data-building steps
+    assert [r.status for r in run_pipeline("toy", "01", overrides(tmp_path, fixtures, seed=5))] == ["skipped"]
+    assert [r.status for r in run_pipeline("toy", "01", overrides(tmp_path, fixtures, prompts_seed=5))] == ["ran"]
     # an input file changes -> the step runs again
     path = fixtures / DATASETS["UltraFeedback"].fixture_name
     row = json.loads(path.read_text())
     path.write_text(json.dumps({**row, "instruction": row["instruction"] + " Also, what food?"}) + "\n")
-    assert [r.status for r in run_pipeline("toy", "01", overrides(tmp_path, fixtures, seed=5))] == ["ran"]
+    assert [r.status for r in run_pipeline("toy", "01", overrides(tmp_path, fixtures, prompts_seed=5))] == ["ran"]
 
 
 def test_a_failing_step_names_step_notebook_and_error(tmp_path, fixtures):

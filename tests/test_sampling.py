@@ -93,7 +93,7 @@ def test_same_seed_same_output_other_seed_differs(tmp_path, sources):
     write_prompts(tmp_path / "c")
     a = pd.read_parquet(sampling.run(make_cfg(tmp_path / "a", sources))["responses"])
     b = pd.read_parquet(sampling.run(make_cfg(tmp_path / "b", sources))["responses"])
-    c = pd.read_parquet(sampling.run(make_cfg(tmp_path / "c", sources, seed=1))["responses"])
+    c = pd.read_parquet(sampling.run(make_cfg(tmp_path / "c", sources, sample_seed=1))["responses"])
     pd.testing.assert_frame_equal(a, b)
     assert (a.response != c.response).any()
 

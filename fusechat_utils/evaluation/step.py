@@ -1,7 +1,7 @@
 """Step 07: evaluate the base target, the SFT model and the DPO model; one tidy results table + every sample.
 
 Toy profile: the toy benchmarks (math accuracy, code pass@1, general/Chinese exact match, reward-model win rate
-against the base target) and HumanEval (164 problems, sandboxed), greedy, through transformers. Paper profiles:
+against the base target), optionally HumanEval (164 problems, sandboxed), greedy, through transformers. Paper profiles:
 the paper's benchmarks through their harnesses (`adapters.py`: lm-eval with vLLM, EvalPlus-style HumanEval/MBPP,
 judged benchmarks through an OpenAI-compatible endpoint). Outputs in `<run_dir>/07_eval/`: results.csv
 (model, stage, benchmark, metric, value, n, stderr; values in percent except judge scores), samples/<stage>/
@@ -16,21 +16,21 @@ from typing import ClassVar
 
 import pandas as pd
 
-from fusechat_utils.config import StepConfig
+from fusechat_utils.config import SeededStepConfig
 
 RESULT_COLUMNS = ["model", "stage", "benchmark", "metric", "value", "n", "stderr"]
 STAGE_DIRS = {"sft": "05_sft/model", "dpo": "06_dpo/model"}
 
 
 @dataclass
-class EvalConfig(StepConfig):
+class EvalConfig(SeededStepConfig):
     STEP: ClassVar[str] = "07_eval"
 
     target_model: str = field(default="outputs/toy_world/models/target",
                               metadata={"help": "the base target (stage 'base')"})
     eval_models: dict = field(default_factory=dict, metadata={
         "help": "stage -> model path/id; empty: base target, <run_dir>/05_sft/model, <run_dir>/06_dpo/model"})
-    eval_benchmarks: list[str] = field(default_factory=lambda: ["toy", "humaneval"], metadata={
+    eval_benchmarks: list[str] = field(default_factory=lambda: ["toy"], metadata={
         "help": "'toy' (all toy families), 'humaneval', or paper benchmark names (adapters.BENCHMARKS)"})
     eval_data_files: dict = field(default_factory=dict, metadata={
         "help": "paper benchmark name -> local file in its real format (run here instead of its harness)"})
@@ -38,8 +38,8 @@ class EvalConfig(StepConfig):
                                          metadata={"help": "folder of toy <family>.jsonl files"})
     eval_reward_model: str = field(default="outputs/toy_world/models/reward",
                                    metadata={"help": "reward model judging the toy win rate against the base"})
-    eval_max_new_tokens: int = field(default=128, metadata={"help": "generation budget (FuseEval: 2048-4096)"})
-    eval_batch_size: int = field(default=16, metadata={"help": "prompts per generation batch"})
+    eval_max_new_tokens: int = field(default=64, metadata={"help": "generation budget (FuseEval: 2048-4096)"})
+    eval_batch_size: int = field(default=64, metadata={"help": "prompts per generation batch"})
     eval_humaneval_limit: int | None = field(default=None, metadata={"help": "first N HumanEval problems (None: 164)"})
     eval_code_timeout_s: float = field(default=10.0, metadata={"help": "seconds per program in the sandbox"})
     eval_backend: str = field(default="transformers", metadata={"help": "transformers (CPU/toy) or vllm (paper)"})

@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from fusechat_utils.evaluation.execution import check_math, extract_code, run_tests
+from fusechat_utils.evaluation.execution import check_math, extract_code
 
 REQUIRED = ("prompt", "category")
 METRIC = {"math": "accuracy", "code": "pass@1", "general": "exact_match", "chinese": "exact_match"}
@@ -43,25 +43,32 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", (text or "").strip().lower()).rstrip(".!。！ ")
 
 
-def score_item(item: dict, response: str, timeout_s: float = 10.0) -> tuple[bool, str]:
-    category = item["category"]
-    if category == "math":
+def score_item(item: dict, response: str) -> tuple[bool, str]:
+    """Math, general and Chinese items; code items are run in a batch by `score_toy`."""
+    if item["category"] == "math":
         gold = item.get("gold") if item.get("gold") is not None else item.get("answer")
         ok = check_math(response, str(gold))
         return ok, "correct" if ok else "wrong_answer"
-    if category == "code":
-        if not item.get("tests"):
-            return False, "no_tests"
-        return run_tests(extract_code(response), item["tests"], timeout_s)
     ok = normalize(response) == normalize(str(item.get("answer", "")))
     return ok, "match" if ok else "no_match"
 
 
-def score_toy(items: list[dict], responses: list[str], timeout_s: float = 10.0) -> list[dict]:
+def score_toy(items: list[dict], responses: list[str], timeout_s: float = 10.0, workers: int = 2) -> list[dict]:
     """One row per item: benchmark (toy_<category>), family, prompt, response, correct, reason."""
+    from fusechat_utils.verify import run_code_many
+
+    if len(items) != len(responses):
+        raise ValueError(f"toy benchmarks: {len(items)} items but {len(responses)} responses")
+    verdicts: list[tuple[bool, str] | None] = [None] * len(items)
+    code = [i for i, it in enumerate(items) if it["category"] == "code" and it.get("tests")]
+    ran = run_code_many([(extract_code(responses[i]), items[i]["tests"]) for i in code], timeout_s, workers)
+    for i, result in zip(code, ran):
+        verdicts[i] = (bool(result.passed), str(result.reason))
     rows = []
-    for item, response in zip(items, responses, strict=True):
-        ok, reason = score_item(item, response, timeout_s)
+    for n, (item, response) in enumerate(zip(items, responses)):
+        if verdicts[n] is None:
+            verdicts[n] = (False, "no_tests") if item["category"] == "code" else score_item(item, response)
+        ok, reason = verdicts[n]
         rows.append({"benchmark": f"toy_{item['category']}", "family": item["family"], "prompt": item["prompt"],
                      "response": response, "correct": ok, "reason": reason})
     return rows

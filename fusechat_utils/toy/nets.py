@@ -43,7 +43,7 @@ SOURCES = [
     Spec("src-llama", "llama", LLAMA3, ("<|pad|>", "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>",
                                          "<|end_header_id|>"), 420),
     Spec("src-qwen2", "qwen2", CHATML, ("<|endoftext|>", "<|bos|>", "<|im_end|>", "<|im_start|>"), 480, 64, 2, 1),
-    Spec("src-gemma2", "gemma2", GEMMA, ("<pad>", "<bos>", "<end_of_turn>", "<start_of_turn>"), 380),
+    Spec("src-gemma2", "gemma2", GEMMA, ("<pad>", "<bos>", "<end_of_turn>", "<start_of_turn>"), 380, 64, 2, 1),
     Spec("src-mistral", "mistral", MISTRAL, ("<pad>", "<s>", "</s>", "[INST]", "[/INST]"), 450, 64, 2, 1),
 ]
 TARGET_SPEC = Spec("target", "qwen3", TARGET, ("<|pad|>", "<|bos|>", "<|end|>", "<|user|>", "<|assistant|>"), 360,

@@ -65,13 +65,15 @@ def build_model(kind: str, spec_name: str, strong: str | None, recipe, out_dir: 
 
 
 def main(argv: list[str]) -> None:
-    """`python -m fusechat_utils.toy.worker JOB.json`: one model per process (its own torch thread pool)."""
+    """`python -m fusechat_utils.toy.worker JOB.json [JOB.json ...]`: the jobs in order, in this process (its own
+    torch thread pool); each job's info file is written when it is done."""
     from fusechat_utils.io import read_json, write_json
     from fusechat_utils.toy import Recipe
 
-    job = read_json(argv[0])
-    info = build_model(job["kind"], job["spec"], job["strong"], Recipe(**job["recipe"]), job["out_dir"])
-    write_json(job["out_dir"] + ".info.json", info)
+    for path in argv:
+        job = read_json(path)
+        info = build_model(job["kind"], job["spec"], job["strong"], Recipe(**job["recipe"]), job["out_dir"])
+        write_json(job["out_dir"] + ".info.json", info)
 
 
 if __name__ == "__main__":
