@@ -35,6 +35,10 @@ def test_toy_pipeline_runs_end_to_end_then_skips(toy_world):
     assert len(pd.read_parquet(run_dir / "04_pairs" / "dpo.parquet")) > 0
     results = pd.read_csv(run_dir / "07_eval" / "results.csv")
     assert {"base", "sft", "dpo"} <= set(results.stage)
+    # implicit fusion works: the SFT target beats the base target where the sources are strong
+    value = results.set_index(["stage", "benchmark"])["value"]
+    for bench in ("toy_math", "toy_code"):
+        assert value["sft", bench] > value["base", bench] + 10, (bench, value[:, bench].to_dict())
 
     again = fusechat("run", "--profile", "toy", "--run-name", RUN)
     assert again.returncode == 0, again.stderr[-3000:]

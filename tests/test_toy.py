@@ -69,3 +69,12 @@ def test_a_tiny_world_builds_reloads_and_is_cached(tmp_path):
     assert build(tmp_path / "world", recipe=TINY) == out and (out / "manifest.json").stat().st_mtime_ns == stamp
     changed = dataclasses.replace(TINY, seed=1)
     assert recipe_hash(changed) != recipe_hash(TINY)
+
+
+def test_lanes_start_with_the_longest_job_and_keep_every_job():
+    from fusechat_utils.toy import Recipe, _jobs, _lanes
+
+    jobs = _jobs(Recipe(), Path("w"))
+    lanes = _lanes(jobs, 2)
+    assert lanes[0][0]["spec"] == "src-llama" and len(lanes) == 2
+    assert sorted(j["spec"] for lane in lanes for j in lane) == sorted(j["spec"] for j in jobs)

@@ -16,6 +16,12 @@ def _pretraining_set(kind: str, strong: str | None, recipe) -> list[dict]:
                                      recipe.seed + 1)]
 
 
+def _batch_size(kind: str, strong: str | None, recipe) -> int:
+    if kind == "target":
+        return recipe.target_batch_size
+    return recipe.math_source_batch_size if strong == "math" else recipe.batch_size
+
+
 def _corpus(recipe) -> list[str]:
     from fusechat_utils.toy import tasks
 
@@ -47,7 +53,7 @@ def build_model(kind: str, spec_name: str, strong: str | None, recipe, out_dir: 
         steps = {"target": recipe.target_steps}.get(kind, recipe.math_source_steps if strong == "math"
                                                      else recipe.source_steps)
         stats = pretrain.train_causal(model, tok, _pretraining_set(kind, strong, recipe), steps, recipe.source_lr,
-                                      recipe.batch_size, recipe.seed)
+                                      _batch_size(kind, strong, recipe), recipe.seed)
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     # Measure the saved copy, loaded the way the pipeline loads hub ids.
