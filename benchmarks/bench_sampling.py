@@ -19,25 +19,14 @@ import pandas as pd
 from fusechat_utils import sampling
 from fusechat_utils.config import PROJECT_ROOT
 from fusechat_utils.io import write_json
+from fusechat_utils.tiny import tiny_causal_lm
 
 OUT = PROJECT_ROOT / "outputs" / "bench"
 WORDS = "add two and three what is seven times eight write a function hello world the answer is".split()
 
 
 def build_model(path: Path) -> str:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from fusechat_utils.toy.nets import SPECS, train_tokenizer
-
-    tok = train_tokenizer(SPECS["src-llama"], [" ".join(WORDS)] * 50)
-    tok.save_pretrained(path)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(path)
-    return str(path)
+    return tiny_causal_lm(path, [" ".join(WORDS)] * 50, layers=2, max_positions=1024)
 
 
 def write_prompts(run_dir: Path, n: int) -> None:

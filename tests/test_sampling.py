@@ -15,26 +15,15 @@ import pytest
 from fusechat_utils import sampling, shards
 from fusechat_utils.config import PROJECT_ROOT
 from fusechat_utils.sampling import REFERENCE_MODEL, SampleConfig
+from fusechat_utils.tiny import tiny_causal_lm
 
 VLLM_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
 CORPUS = ["add 2 and 3", "what is 7 times 8", "write a function", "hello world", "你好 世界", "the answer is 42"]
 
 
 def build_source(path: Path, style: str) -> str:
-    """A 1-layer Llama (hidden 128, 2 heads: head_dim 64, what vLLM's CPU attention supports) with a toy tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from fusechat_utils.toy.nets import SPECS, train_tokenizer
-
-    tok = train_tokenizer(SPECS[f"src-{style}"], CORPUS * 20)
-    tok.save_pretrained(path)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(path)
-    return str(path)
+    """A 1-layer Llama (head_dim 64, what vLLM's CPU attention supports) with the toy source's tokenizer."""
+    return tiny_causal_lm(path, CORPUS * 20, spec=f"src-{style}", layers=1, max_positions=512)
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +122,16 @@ def test_merge_refuses_an_incomplete_unit(tmp_path, sources):
         shards.merge_shards(cfg.step_dir)
 
 
+def test_sources_in_parallel_processes_give_the_rows_of_one_process(tmp_path, sources):
+    write_prompts(tmp_path / "one")
+    write_prompts(tmp_path / "two")
+    one = pd.read_parquet(sampling.run(make_cfg(tmp_path / "one", sources, sample_workers=1))["responses"])
+    two = pd.read_parquet(sampling.run(make_cfg(tmp_path / "two", sources, sample_workers=2))["responses"])
+    pd.testing.assert_frame_equal(one, two)
+    with pytest.raises(ValueError, match="sample_workers"):
+        make_cfg(tmp_path, sources, sample_workers=0)
+
+
 def test_bad_config_and_bad_prompts_name_the_problem(tmp_path, sources):
     with pytest.raises(ValueError, match="sample_math_sources"):
         make_cfg(tmp_path, sources, sample_math_sources=["nope"])
@@ -166,8 +165,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, sources, backe
         pytest.skip(".venv-vllm is missing (make vllm-venv)")
     write_prompts(tmp_path / "full")
     write_prompts(tmp_path / "killed")
-    full = pd.read_parquet(sampling.run(make_cfg(tmp_path / "full", sources, sample_backend=backend))["responses"])
-    cfg = make_cfg(tmp_path / "killed", sources, sample_backend=backend)
+    # one process: the kill hook below patches this process's chunk writer
+    full = pd.read_parquet(sampling.run(make_cfg(tmp_path / "full", sources, sample_backend=backend,
+                                                 sample_workers=1))["responses"])
+    cfg = make_cfg(tmp_path / "killed", sources, sample_backend=backend, sample_workers=1)
     if backend == "hf":  # a whole sampling process dies right after its first sampled batch is committed
         fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
         proc = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_CHUNK.format(config=repr(fields))],
