@@ -146,6 +146,7 @@ def run(cfg: SampleConfig) -> dict:
     """Sample this shard (resuming committed chunks); merge when there is a single shard. Returns a summary."""
     prompts = read_prompts(cfg.run_dir)
     chunk_dir = shards.shard_dir(cfg.step_dir, cfg.sample_shard_index, cfg.sample_num_shards)
+    check_resume_params(cfg, chunk_dir)
     units = plan_units(cfg, prompts)
     refs = reference_rows(cfg, prompts)
     expected = units[["prompt_id", "source_model", "n_samples"]]
@@ -169,6 +170,31 @@ def run(cfg: SampleConfig) -> dict:
         path = shards.merge_shards(cfg.step_dir)
         summary.update(responses=str(path), rows=len(pd.read_parquet(path)))
     return summary
+
+
+# What the committed rows depend on: a resume under other values would mix two samplings in one file.
+RESUME_KEYS = ("sample_sources", "sample_general_sources", "sample_code_sources", "sample_math_sources",
+               "sample_chinese_sources", "sample_n_general", "sample_n_code", "sample_n_math", "sample_n_chinese",
+               "sample_keep_math_reference", "sample_max_new_tokens", "sample_backend", "sample_seed",
+               "sample_batch_size", "sample_dtype")
+RESUME_FILE = "sampling_params.json"
+
+
+def check_resume_params(cfg: SampleConfig, chunk_dir: Path) -> None:
+    """Chunks are resumed only under the params they were sampled with; a change is an error naming the keys."""
+    wanted = json.loads(json.dumps({k: getattr(cfg, k) for k in RESUME_KEYS}))
+    path = chunk_dir / RESUME_FILE
+    if not path.exists():
+        chunk_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(wanted, indent=1, sort_keys=True))
+        return
+    had = json.loads(path.read_text())
+    changed = [k for k in RESUME_KEYS if had.get(k) != wanted[k]]
+    if changed:
+        was = ", ".join(f"{k}={had.get(k)!r}" for k in changed)
+        now = ", ".join(f"{k}={wanted[k]!r}" for k in changed)
+        raise ValueError(f"{chunk_dir}: its committed chunks were sampled with {was}; this run has {now}. Move or "
+                         "delete that folder to sample again with the new values (nothing was changed)")
 
 
 def sample_source(cfg: SampleConfig, src: dict, units: pd.DataFrame, chunk_dir: Path) -> None:

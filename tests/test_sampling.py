@@ -132,6 +132,17 @@ def test_sources_in_parallel_processes_give_the_rows_of_one_process(tmp_path, so
         make_cfg(tmp_path, sources, sample_workers=0)
 
 
+def test_resuming_with_changed_params_names_them_and_keeps_the_chunks(tmp_path, sources):
+    write_prompts(tmp_path)
+    sampling.run(make_cfg(tmp_path, sources, sample_workers=1))
+    chunk_dir = shards.shard_dir(tmp_path / "02_sampling", 0, 1)
+    before = {p.name: p.read_bytes() for p in chunk_dir.glob("*.parquet")}
+    with pytest.raises(ValueError, match=r"sample_max_new_tokens=8; this run has sample_max_new_tokens=9"):
+        sampling.run(make_cfg(tmp_path, sources, sample_workers=1, sample_max_new_tokens=9))
+    assert {p.name: p.read_bytes() for p in chunk_dir.glob("*.parquet")} == before
+    sampling.run(make_cfg(tmp_path, sources, sample_workers=2))  # what the rows do not depend on may change
+
+
 def test_bad_config_and_bad_prompts_name_the_problem(tmp_path, sources):
     with pytest.raises(ValueError, match="sample_math_sources"):
         make_cfg(tmp_path, sources, sample_math_sources=["nope"])
