@@ -46,6 +46,16 @@ class Recipe:
     fixture_rows: int = 300  # per dataset (before the rows meant to be dropped)
     threads: int = 1  # per training process; two run side by side on a 2-core machine
 
+    def schedule(self, kind: str, strong: str | None) -> tuple[int, int]:
+        """(steps, batch size) of one model: `kind` is source | target | reward, `strong` a source's domain."""
+        if kind == "target":
+            return self.target_steps, self.target_batch_size
+        if kind == "reward":
+            return self.reward_steps, 32
+        if strong == "math":
+            return self.math_source_steps, self.math_source_batch_size
+        return self.source_steps, self.batch_size
+
 
 def code_version() -> str:
     """Hash of the toy package's source: a change in how the world is built invalidates the cache."""
@@ -70,11 +80,7 @@ def _cost(job: dict) -> float:
     """Rough relative training cost: steps times batch times width squared."""
     from fusechat_utils.toy.nets import SPECS
 
-    r, math = job["recipe"], job["strong"] == "math"
-    steps = {"target": r["target_steps"], "reward": r["reward_steps"]}.get(
-        job["kind"], r["math_source_steps"] if math else r["source_steps"])
-    batch = {"target": r["target_batch_size"], "reward": 32}.get(
-        job["kind"], r["math_source_batch_size"] if math else r["batch_size"])
+    steps, batch = Recipe(**job["recipe"]).schedule(job["kind"], job["strong"])
     return steps * batch * (SPECS[job["spec"]].hidden / 64) ** 2
 
 

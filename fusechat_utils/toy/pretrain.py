@@ -111,13 +111,14 @@ def preference_pairs(n_per_family: int, split: str, seed: int) -> list[dict]:
     return rows
 
 
-def train_reward(model, tok, pairs: list[dict], steps: int, lr: float, out_dir: str, seed: int) -> dict:
+def train_reward(model, tok, pairs: list[dict], steps: int, batch_size: int, lr: float, out_dir: str,
+                 seed: int) -> dict:
     """TRL RewardTrainer (Bradley-Terry) on prompt/chosen/rejected conversations."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
     args = RewardConfig(output_dir=out_dir, use_cpu=True, bf16=False, gradient_checkpointing=False,
-                        report_to="none", save_strategy="no", max_steps=steps, per_device_train_batch_size=32,
+                        report_to="none", save_strategy="no", max_steps=steps, per_device_train_batch_size=batch_size,
                         learning_rate=lr, max_length=96, logging_steps=max(1, steps // 5), seed=seed,
                         lr_scheduler_type="cosine", warmup_steps=0.05, disable_tqdm=True)
     started = time.time()

@@ -16,12 +16,6 @@ def _pretraining_set(kind: str, strong: str | None, recipe) -> list[dict]:
                                      recipe.seed + 1)]
 
 
-def _batch_size(kind: str, strong: str | None, recipe) -> int:
-    if kind == "target":
-        return recipe.target_batch_size
-    return recipe.math_source_batch_size if strong == "math" else recipe.batch_size
-
-
 def _corpus(recipe) -> list[str]:
     from fusechat_utils.toy import tasks
 
@@ -43,17 +37,16 @@ def build_model(kind: str, spec_name: str, strong: str | None, recipe, out_dir: 
     from fusechat_utils.toy import nets, pretrain
 
     tok = nets.train_tokenizer(spec, _corpus(recipe))
+    steps, batch = recipe.schedule(kind, strong)
     if kind == "reward":
         model = nets.new_model(spec, tok, recipe.seed, num_labels=1)
         stats = pretrain.train_reward(model, tok, pretrain.preference_pairs(recipe.reward_pairs, "pretrain",
                                                                             recipe.seed),
-                                      recipe.reward_steps, recipe.reward_lr, out_dir + ".trainer", recipe.seed)
+                                      steps, batch, recipe.reward_lr, out_dir + ".trainer", recipe.seed)
     else:
         model = nets.new_model(spec, tok, recipe.seed)
-        steps = {"target": recipe.target_steps}.get(kind, recipe.math_source_steps if strong == "math"
-                                                     else recipe.source_steps)
         stats = pretrain.train_causal(model, tok, _pretraining_set(kind, strong, recipe), steps, recipe.source_lr,
-                                      _batch_size(kind, strong, recipe), recipe.seed)
+                                      batch, recipe.seed)
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     # Measure the saved copy, loaded the way the pipeline loads hub ids.
