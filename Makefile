@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv vllm-venv demo test lab toy-world ablations clean-outputs
+.PHONY: venv vllm-venv demo test test-fast lab toy-world ablations clean-outputs
 
 # The stamp is remade whenever pyproject.toml changes, so `make` keeps .venv in step with the pins.
 $(VENV)/.installed: pyproject.toml
@@ -42,8 +42,13 @@ demo: venv
 	$(PY) -m fusechat_utils toy-world
 	$(PY) -m fusechat_utils sweep --profile toy --name toy --seeds 0,1,2
 
+# Tests write only into temporary folders (and build the toy world into outputs/toy_world if it is missing).
 test: venv vllm-venv
-	$(PY) -m pytest tests --nbval-lax notebooks -p no:cacheprovider
+	$(PY) -m pytest tests -p no:cacheprovider
+
+# The inner loop: unit tests, no toy pipeline, no vLLM.
+test-fast: venv
+	$(PY) -m pytest tests -p no:cacheprovider -m "not slow and not vllm"
 
 # The paper's open questions as a sweep over 3 seeds: same- vs cross-source pairs, LN-DPO vs plain DPO,
 # leave-one-source-out (SFT only vs SFT+DPO is the sft/dpo stage pair of every run).

@@ -19,13 +19,35 @@ def _build_toy_world():
     return build(out_dir=str(PROJECT_ROOT / TOY_WORLD))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_step_cache(tmp_path_factory):
+    """Runs made by tests register in a cache of their own, never in the user's outputs/.step_cache."""
+    os.environ["FUSECHAT_STEP_CACHE"] = str(tmp_path_factory.mktemp("step_cache"))
+    yield
+    os.environ.pop("FUSECHAT_STEP_CACHE", None)
+
+
 @pytest.fixture(scope="session")
 def toy_world():
     """Path of the toy world the toy profile points at (outputs/toy_world), built if missing."""
     return _build_toy_world()
 
 
-def pytest_collection_finish(session):
-    # nbval runs the notebooks with their toy defaults, which read the toy world: build it before the first one.
-    if any(str(item.fspath).endswith(".ipynb") for item in session.items):
-        _build_toy_world()
+@pytest.fixture(scope="session")
+def toy_run(toy_world, tmp_path_factory):
+    """The toy profile's whole pipeline, run once per session through the CLI into a temporary run folder.
+
+    Tests that need a finished run (the pipeline test, the analysis notebooks) share it: the toy pipeline is the
+    slowest thing `make test` does, and nothing of it lands in the user's outputs/.
+    """
+    import subprocess
+    import sys
+
+    from fusechat_utils.config import PROJECT_ROOT
+
+    run_dir = tmp_path_factory.mktemp("toy_run") / "toy"
+    proc = subprocess.run([sys.executable, "-m", "fusechat_utils", "run", "--profile", "toy",
+                           "--set", f"run_dir={run_dir}"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return run_dir, proc

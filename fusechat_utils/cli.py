@@ -31,31 +31,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    from fusechat_utils.config import ParamError, parse_set
-    from fusechat_utils.runner import StepFailed, run_pipeline
+    from fusechat_utils.config import parse_set
+    from fusechat_utils.runner import run_pipeline
     from fusechat_utils.summary import print_summary
 
-    try:
-        results = run_pipeline(args.profile, args.steps, parse_set(args.sets), args.run_name, args.force)
-    except (ParamError, StepFailed, KeyError, ValueError) as err:
-        print(f"fusechat run: {err}", file=sys.stderr)
-        return 1
-    print_summary(results)
+    print_summary(run_pipeline(args.profile, args.steps, parse_set(args.sets), args.run_name, args.force))
     return 0
 
 
 def _sweep(args) -> int:
     from fusechat_utils.config import ParamError, parse_set
-    from fusechat_utils.runner import StepFailed
     from fusechat_utils.sweep import parse_variant, read_stats, run_sweep, stats_table
 
+    variants = dict(parse_variant(v) for v in args.variants) or None
     try:
-        variants = dict(parse_variant(v) for v in args.variants) or None
         seeds = [int(s) for s in args.seeds.split(",") if s]
-        run_sweep(args.profile, args.name, seeds, variants, parse_set(args.sets), args.steps)
-    except (ParamError, StepFailed, KeyError, ValueError) as err:
-        print(f"fusechat sweep: {err}", file=sys.stderr)
-        return 1
+    except ValueError:
+        raise ParamError(f"--seeds {args.seeds!r}: expected comma-separated integers such as 0,1,2") from None
+    run_sweep(args.profile, args.name, seeds, variants, parse_set(args.sets), args.steps)
     print(stats_table(read_stats(args.name)).to_string(index=False))
     return 0
 
@@ -72,5 +65,13 @@ def _toy_world(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Errors the user can fix (UserError: params, input files, a busy run folder, a failing notebook) print as
+    one line and exit 1; anything else is a bug in the kit and propagates with its traceback."""
+    from fusechat_utils.errors import UserError
+
     args = _parser().parse_args(argv)
-    return {"run": _run, "sweep": _sweep, "toy-world": _toy_world}[args.command](args)
+    try:
+        return {"run": _run, "sweep": _sweep, "toy-world": _toy_world}[args.command](args)
+    except UserError as err:
+        print(f"fusechat {args.command}: {err}", file=sys.stderr)
+        return 1

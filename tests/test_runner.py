@@ -83,3 +83,96 @@ def test_an_identical_step_in_another_run_is_reused_not_rerun(tmp_path, fixtures
     original = read_json(tmp_path / "run" / "01_prompts" / "manifest.json")
     assert original["params"]["run_dir"] == str(tmp_path / "run") and first[0].status == "ran"
     assert [r.status for r in run_pipeline("toy", "01", other)] == ["skipped"]
+
+
+def test_a_skipped_step_reruns_when_its_code_packages_or_outputs_changed(tmp_path, fixtures, monkeypatch):
+    from fusechat_utils import provenance, runner
+
+    def run(**kw):
+        lines = []
+        result = run_pipeline("toy", "01", overrides(tmp_path, fixtures), log=lambda *a, **k: lines.append(a[0]))[0]
+        return result.status, result.reason, lines[-1]
+
+    # the kit's code as the runner sees it: a copy of the package, edited below
+    copy = tmp_path / "kit" / "fusechat_utils"
+    shutil.copytree(provenance.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE_DIR", copy)
+    assert run()[0] == "ran"
+    assert run()[:2] == ("skipped", "")
+    (copy / "prompts.py").write_text((copy / "prompts.py").read_text() + "\n# edited\n")
+    status, reason, line = run()
+    assert (status, reason) == ("ran", "code changed: fusechat_utils/prompts.py")
+    assert "01_prompts ran (" in line and "code changed: fusechat_utils/prompts.py" in line
+    real_versions = provenance.package_versions()
+    monkeypatch.setattr(runner, "package_versions", lambda: {**real_versions, "trl": "0.0.1"})
+    assert run()[:2] == ("ran", f"packages changed: trl {real_versions['trl']} -> 0.0.1")
+    assert run()[:2] == ("skipped", "")
+    selection = tmp_path / "run" / "01_prompts" / "selection.csv"
+    selection.write_text(selection.read_text().replace("UltraFeedback", "UltraFeedbacc"))
+    assert run()[:2] == ("ran", "output edited: selection.csv")
+    (tmp_path / "run" / "01_prompts" / "prompts.parquet").unlink()
+    assert run()[:2] == ("ran", "output missing: prompts.parquet")
+    assert "UltraFeedbacc" not in selection.read_text()
+
+
+def test_the_code_of_a_step_is_what_its_notebook_imports_transitively():
+    from fusechat_utils.provenance import step_code
+    from fusechat_utils.steps import notebook_path
+
+    pairs, prompts, evaluation = (set(step_code(notebook_path(s))) for s in ("04_pairs", "01_prompts", "07_eval"))
+    assert "fusechat_utils/pairs.py" in pairs and "fusechat_utils/pairs.py" not in prompts
+    assert {"fusechat_utils/io.py", "fusechat_utils/config.py", "fusechat_utils/data/paper/benchmarks.csv"} <= pairs
+    # imports inside functions count: evaluation/step.py imports runners lazily, runners the sandbox
+    assert {"fusechat_utils/evaluation/runners.py", "fusechat_utils/sandbox.py"} <= evaluation
+
+
+def test_a_reused_step_is_not_copied_when_the_sources_outputs_were_edited(tmp_path, fixtures):
+    run_pipeline("toy", "01", overrides(tmp_path, fixtures))
+    selection = tmp_path / "run" / "01_prompts" / "selection.csv"
+    selection.write_text(selection.read_text() + "\n")
+    other = {**overrides(tmp_path, fixtures), "run_dir": str(tmp_path / "other")}
+    assert [r.status for r in run_pipeline("toy", "01", other)] == ["ran"]
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path, fixtures, capsys):
+    import os
+
+    from fusechat_utils.runlock import RunLocked, run_lock
+
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(RunLocked, match=rf"is being written by another run \(pid {os.getpid()} on "):
+            run_pipeline("toy", "01", overrides(tmp_path, fixtures))
+        assert main(["run", "--profile", "toy", "--steps", "01", "--set", f"run_dir={tmp_path / 'run'}"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"pid {os.getpid()}" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "01_prompts").exists()  # the refused run wrote nothing
+    # released on exit (and by the kernel when a holder is killed): the next run goes ahead
+    assert [r.status for r in run_pipeline("toy", "01", overrides(tmp_path, fixtures))] == ["ran"]
+
+
+def test_a_killed_lock_holder_leaves_no_stale_lock(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from fusechat_utils.runlock import run_lock
+
+    code = (f"from fusechat_utils.runlock import run_lock\nimport time\nwith run_lock({str(tmp_path)!r}):\n"
+            "    print('held', flush=True); time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with run_lock(tmp_path):
+        pass
+
+
+def test_cli_prints_a_bug_with_its_traceback(monkeypatch):
+    from fusechat_utils import runner
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug in the kit")
+
+    monkeypatch.setattr(runner, "run_pipeline", broken)
+    with pytest.raises(ZeroDivisionError):
+        main(["run", "--profile", "toy", "--steps", "01"])
