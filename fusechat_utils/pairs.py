@@ -37,7 +37,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import pandas as pd
 
-from fusechat_utils.config import SeededStepConfig
+from fusechat_utils.config import SeededStepConfig, invalid
 
 REQUIRED = ["prompt_id", "dataset", "category", "source_model", "sample_index", "prompt", "response", "rm_score"]
 SFT_COLUMNS = ["dataset", "source_model", "conversations", "prompt_id", "category", "rm_score"]
@@ -333,7 +333,15 @@ class PairsConfig(SeededStepConfig):
                                              metadata={"help": "sources left out (leave-one-source-out ablation)"})
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        super().__post_init__()  # types; pairs_sft_ratio in [0, 1], pairs_gap_tol >= 0, finite numbers
+        if self.pairs_gap_min > self.pairs_gap_max:
+            raise invalid(f"key 'pairs_gap_min' ({self.pairs_gap_min}) must be <= key 'pairs_gap_max' "
+                          f"({self.pairs_gap_max}): no gap fits the window", "pairs_gap_min", "pairs_gap_max")
+        for key, allowed in (("pairs_pairing", ("same_source", "cross_source")),
+                             ("pairs_pair_source", ("best_response", "best_valid")),
+                             ("pairs_split_order", ("filter_then_split", "split_then_filter"))):
+            if getattr(self, key) not in allowed:
+                raise invalid(f"key '{key}' must be one of {allowed}, got {getattr(self, key)!r}", key)
         self.rules()
 
     def rules(self) -> dict[str, Any]:
@@ -354,12 +362,10 @@ def reasons_table(decisions: pd.DataFrame) -> pd.DataFrame:
 def run(cfg: PairsConfig) -> dict[str, Any]:
     """Read 03's scored.parquet; write sft.parquet, dpo.parquet, decisions.parquet, reasons.csv, composition.csv."""
     from fusechat_utils.composition import composition_table
-    from fusechat_utils.io import atomic_path, write_parquet
+    from fusechat_utils.io import atomic_path, read_parquet, write_parquet
 
     path = cfg.step_dir.parent / "03_scoring" / "scored.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not found; run 03_scoring first")
-    scored = pd.read_parquet(path)
+    scored = read_parquet(path)  # missing, corrupt or truncated: an error naming the file and 03_scoring
     check_scored(scored, where=str(path))
     unknown = set(cfg.pairs_exclude_sources) - set(scored["source_model"])
     if unknown:
@@ -367,7 +373,7 @@ def run(cfg: PairsConfig) -> dict[str, Any]:
     scored = scored[~scored["source_model"].isin(cfg.pairs_exclude_sources)]
     (sft, dpo), decisions = build_sets_with_plan(scored, **cfg.rules())
     prompts_path = cfg.step_dir.parent / "01_prompts" / "prompts.parquet"
-    prompts = pd.read_parquet(prompts_path) if prompts_path.exists() else scored.drop_duplicates("prompt_id")
+    prompts = read_parquet(prompts_path) if prompts_path.exists() else scored.drop_duplicates("prompt_id")
     composition = composition_table(prompts, sft, dpo)
     reasons = reasons_table(decisions)
     out = cfg.step_dir

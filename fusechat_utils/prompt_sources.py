@@ -2,7 +2,14 @@
 
 An adapter maps one row of the dataset's real schema to the kit's prompt fields. Paper profiles read the hub
 with `datasets.load_dataset`; the toy profile reads fixture files written in the same schemas, through the same
-adapters. A missing column or a wrong type stops with `SchemaError` naming dataset, file, row and column.
+adapters.
+
+Bad input (tests/test_bad_input.py), per dataset: a missing column, a null or a wrong type in a column the adapter
+reads, a line that is not JSON or not an object, bytes that are not UTF-8: `SchemaError` naming dataset, file,
+row (0-based; for fixture files also the line) and column, before anything is written. An empty or whitespace
+prompt, a prompt over `prompts.MAX_PROMPT_CHARS`, a repeated id (`id_column`) with other text, and a repeated
+text are dropped and counted in selection.csv (`dropped_empty`, `dropped_too_long`, `dropped_duplicate_id`,
+`dropped_duplicate`).
 """
 
 from __future__ import annotations
@@ -12,8 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 
-class SchemaError(ValueError):
-    """A row does not have the dataset's real schema."""
+from fusechat_utils.errors import UserError
+
+
+class SchemaError(UserError, ValueError):
+    """A row does not have the dataset's real schema (or its file is not UTF-8 JSONL)."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,7 @@ class DatasetSpec:
     columns: dict[str, type | tuple[type, ...]]  # the columns the adapter reads, with their types
     adapt: Callable[[dict[str, Any]], dict[str, Any]]
     language: str = "en"
+    id_column: str | None = None  # the dataset's own row id, if it has one (a repeated id is counted, dropped)
 
     @property
     def fixture_name(self) -> str:
@@ -85,33 +96,45 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("UltraFeedback", "openbmb/UltraFeedback", "general",
                     {"source": S, "instruction": S}, _ultrafeedback),
         DatasetSpec("Magpie-Pro-DPO-100K-v0.1", "Magpie-Align/Magpie-Pro-DPO-100K-v0.1", "general",
-                    {"uuid": S, "instruction": S, "task_category": S}, _magpie),
+                    {"uuid": S, "instruction": S, "task_category": S}, _magpie, id_column="uuid"),
         DatasetSpec("HelpSteer2", "nvidia/HelpSteer2", "general", {"prompt": S, "response": S}, _helpsteer2),
         DatasetSpec("OpenMathInstruct-2", "nvidia/OpenMathInstruct-2", "math",
                     {"problem": S, "generated_solution": S, "expected_answer": S, "problem_source": S}, _openmath),
         DatasetSpec("leetcode", "greengerong/leetcode", "code",
-                    {"id": int, "slug": S, "content": S, "python": S, "difficulty": (S, type(None))}, _leetcode),
+                    {"id": int, "slug": S, "content": S, "python": S, "difficulty": (S, type(None))}, _leetcode,
+                    id_column="id"),
         DatasetSpec("self-oss-instruct-sc2-exec-filter-50k", "bigcode/self-oss-instruct-sc2-exec-filter-50k", "code",
                     {"instruction": S, "response": S}, _self_oss),
         DatasetSpec("alpaca_gpt4_zh", "llamafactory/alpaca_gpt4_zh", "chinese",
                     {"instruction": S, "input": S, "output": S}, _alpaca_zh, language="zh"),
         DatasetSpec("Magpie-Qwen2-Pro-200K-Chinese", "Magpie-Align/Magpie-Qwen2-Pro-200K-Chinese", "chinese",
-                    {"uuid": S, "instruction": S, "task_category": S}, _magpie, language="zh"),
+                    {"uuid": S, "instruction": S, "task_category": S}, _magpie, language="zh", id_column="uuid"),
     ]
 }
 
 
-def check_row(spec: DatasetSpec, row: dict[str, Any], where: str, index: int) -> None:
-    """Raise SchemaError naming dataset, file, row and column if `row` lacks a column or has a wrong type."""
+class Rows(list):
+    """A dataset's rows; `lines[i]` is row i's line in its fixture file (None for hub rows)."""
+
+    lines: list[int] | None = None
+
+    def line_of(self, index: int) -> str:
+        return f" (file line {self.lines[index]})" if self.lines else ""
+
+
+def check_row(spec: DatasetSpec, row: Any, where: str, index: int, line: str = "") -> None:
+    """Raise SchemaError naming dataset, file, row and column if `row` lacks a column or has a null or wrong type."""
+    at = f"{spec.name} ({where}) row {index}"
+    if not isinstance(row, dict):
+        raise SchemaError(f"{at}: expected an object with columns {list(spec.columns)}, got {type(row).__name__}{line}")
     for column, expected in spec.columns.items():
         if column not in row:
-            raise SchemaError(f"{spec.name} ({where}) row {index}: missing column '{column}'")
-        if not isinstance(row[column], expected) or isinstance(row[column], bool):
+            raise SchemaError(f"{at}: missing column '{column}'{line}")
+        value = row[column]
+        if not isinstance(value, expected) or isinstance(value, bool):
             names = getattr(expected, "__name__", None) or "/".join(t.__name__ for t in expected)
-            raise SchemaError(
-                f"{spec.name} ({where}) row {index}: column '{column}' must be {names}, "
-                f"got {type(row[column]).__name__} {str(row[column])[:60]!r}"
-            )
+            got = "null" if value is None else f"{type(value).__name__} {str(value)[:60]!r}"
+            raise SchemaError(f"{at}: column '{column}' must be {names}, got {got}{line}")
 
 
 def load_rows(spec: DatasetSpec, source: str, fixtures_dir: str, split: str):
@@ -128,6 +151,14 @@ def load_rows(spec: DatasetSpec, source: str, fixtures_dir: str, split: str):
     path = Path(fixtures_dir) / spec.fixture_name
     if not path.is_file():
         raise FileNotFoundError(f"{spec.name}: fixture file {path} not found (build it: `fusechat toy-world`)")
-    from fusechat_utils.io import read_jsonl
+    from fusechat_utils.io import JsonlError, iter_jsonl
 
-    return read_jsonl(path), str(path)
+    rows = Rows()
+    rows.lines = []
+    try:
+        for lineno, row in iter_jsonl(path):
+            rows.append(row)
+            rows.lines.append(lineno)
+    except JsonlError as err:
+        raise SchemaError(f"{spec.name} (row {len(rows)}): {err}") from None
+    return rows, str(path)

@@ -9,6 +9,11 @@ Filters (paper §3.1; how is [U], so the rules here are the kit's, each counted 
 - HelpSteer2 multi-turn prompts (`<extra_id_1>` turn markers) are dropped: the pipeline samples single turns;
 - dedupe on normalized text across all datasets (first dataset in `prompts_datasets` order wins);
 - per-dataset caps after filtering, a seeded random subset.
+Bad input (kit rules, counted): an empty or whitespace-only prompt (`empty`); a prompt longer than
+MAX_PROMPT_CHARS (`too_long`: no source could answer it within a 2048-token training length, and one 1 MB prompt
+would stop a vLLM batch hours into sampling); a row whose dataset id (`DatasetSpec.id_column`) was already seen with
+other text (`duplicate_id`, first wins). A missing column, a null, a wrong type, a line that is not UTF-8 JSON
+stop the step with `SchemaError` naming file, row and column; nothing is written then.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from fusechat_utils.config import StepConfig
+from fusechat_utils.config import StepConfig, invalid
 from fusechat_utils.prompt_sources import DATASETS, check_row, load_rows
 
 COLUMNS = ["prompt_id", "dataset", "category", "prompt", "gold_answer", "tests", "entry_point", "language",
            "reference_response", "reference_model"]
-REASONS = ["empty", "multi_turn", "code_or_math", "no_tests", "duplicate", "over_cap"]
+REASONS = ["empty", "too_long", "duplicate_id", "multi_turn", "code_or_math", "no_tests", "duplicate", "over_cap"]
+# ~8k tokens of English, 4x the paper's 2048-token training length; longer prompts are dropped (`too_long`).
+MAX_PROMPT_CHARS = 32_000
 MAGPIE_DROP_CATEGORIES = {"Coding & Debugging", "Math"}
 # Toy caps keep the CPU demo in minutes; math gets more prompts because the target has the most to learn there.
 TOY_CAPS = {"UltraFeedback": 100, "Magpie-Pro-DPO-100K-v0.1": 100, "HelpSteer2": 100, "OpenMathInstruct-2": 400,
@@ -64,6 +71,20 @@ class PromptsConfig(StepConfig):
                    if d not in DATASETS]
         if unknown:
             raise ValueError(f"prompts: unknown dataset name(s) {unknown}; known: {list(DATASETS)}")
+        if self.prompts_source not in ("hub", "fixtures"):
+            raise invalid(f"key 'prompts_source' must be 'hub' or 'fixtures', got {self.prompts_source!r}",
+                          "prompts_source")
+        for name, cap in self.prompts_max_per_dataset.items():
+            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+                raise invalid(f"key 'prompts_max_per_dataset': the cap of {name} must be an int >= 0 (or null: "
+                              f"no cap), got {cap!r}", "prompts_max_per_dataset")
+        for name, split in self.prompts_hub_splits.items():
+            if not isinstance(split, str) or not split:
+                raise invalid(f"key 'prompts_hub_splits': the split of {name} must be a split name, got {split!r}",
+                              "prompts_hub_splits")
+        if len(set(self.prompts_datasets)) != len(self.prompts_datasets):
+            raise invalid(f"key 'prompts_datasets' names a dataset twice: {self.prompts_datasets}",
+                          "prompts_datasets")
 
 
 def normalize(text: str) -> str:
@@ -85,6 +106,8 @@ def drop_reason(spec, record: dict[str, Any], cfg: PromptsConfig) -> str | None:
     """Why a record is dropped by the paper's per-category filters, or None to keep it."""
     if not record["prompt"].strip():
         return "empty"
+    if len(record["prompt"]) > MAX_PROMPT_CHARS:
+        return "too_long"
     if spec.name == "HelpSteer2" and "<extra_id_1>" in record["prompt"]:
         return "multi_turn"
     if spec.category in ("general", "chinese") and cfg.prompts_filter_code_math:
@@ -101,11 +124,17 @@ def adapt_dataset(spec, cfg: PromptsConfig) -> tuple[list[dict], dict[str, int]]
     rows, where = load_rows(spec, cfg.prompts_source, cfg.prompts_fixtures_dir, split)
     counts = {"read": 0, **{r: 0 for r in REASONS}}
     kept = []
+    seen_ids: dict[Any, str] = {}
     for index, row in enumerate(rows):
         counts["read"] += 1
-        check_row(spec, row, where, index)
+        check_row(spec, row, where, index, rows.line_of(index) if hasattr(rows, "line_of") else "")
         record = {"dataset": spec.name, "category": spec.category, "language": spec.language, **spec.adapt(row)}
         reason = drop_reason(spec, record, cfg)
+        if reason is None and spec.id_column:
+            # the same id with the same text is left to the text dedupe ("duplicate"); with other text, first wins
+            text = normalize(record["prompt"])
+            if seen_ids.setdefault(row[spec.id_column], text) != text:
+                reason = "duplicate_id"
         if reason:
             counts[reason] += 1
             continue

@@ -219,13 +219,13 @@ def run_pipeline(profile: str, steps: str | None = None, overrides: dict[str, An
                  run_name: str | None = None, force: bool = False, log=print) -> list[StepResult]:
     """Run the selected steps of a profile in order, holding the run folder's lock; one StepResult per step."""
     overrides = dict(overrides or {})
-    params = load_profile(profile, overrides)
+    selected = select_steps(steps)
+    params = load_profile(profile, overrides, steps=selected)  # every selected step's params, before any runs
     run_name = run_name or Path(profile).name
     if "run_dir" not in overrides:
         params["run_dir"] = f"outputs/{run_name}"
     run_dir = PROJECT_ROOT / params["run_dir"]
     meta = {"profile": str(profile), "run_name": run_name, "overrides": overrides}
-    selected = select_steps(steps)
     results = []
     with run_lock(run_dir):
         for i, step in enumerate(selected, 1):

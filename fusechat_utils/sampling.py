@@ -11,7 +11,9 @@ joins the shards into responses.parquet (done automatically when there is one sh
 from __future__ import annotations
 
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import ClassVar
 import pandas as pd
 
 from fusechat_utils import shards
-from fusechat_utils.config import PROJECT_ROOT, StepConfig
+from fusechat_utils.config import PROJECT_ROOT, StepConfig, invalid
 
 REFERENCE_MODEL = "Llama-3.1-405B-Instruct"
 # the authors' five vLLM runs used these seeds (run_response_infer_scoring_pipeline.sh); sample_seed shifts them
@@ -69,20 +71,53 @@ class SampleConfig(StepConfig):
     sample_num_shards: int = _f(1, "number of shards (one job each); merge with shards.merge_shards")
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        super().__post_init__()  # types; batch, workers, shards, tensor parallel >= 1, sample_n_* >= 0, seed >= 0
         if self.sample_backend not in ("hf", "vllm"):
-            raise ValueError(f"sample_backend must be 'hf' or 'vllm', got {self.sample_backend!r}")
-        if self.sample_workers < 1:
-            raise ValueError(f"sample_workers must be >= 1, got {self.sample_workers}")
+            raise invalid(f"sample_backend must be 'hf' or 'vllm', got {self.sample_backend!r}", "sample_backend")
+        if self.sample_dtype not in DTYPES:
+            raise invalid(f"key 'sample_dtype' must be one of {DTYPES}, got {self.sample_dtype!r}", "sample_dtype")
+        if not 0 < self.sample_gpu_memory_utilization <= 1:
+            raise invalid(f"key 'sample_gpu_memory_utilization' must be in (0, 1], got "
+                          f"{self.sample_gpu_memory_utilization}", "sample_gpu_memory_utilization")
+        if not 0 <= self.sample_shard_index < self.sample_num_shards:
+            raise invalid(f"key 'sample_shard_index' ({self.sample_shard_index}) must be in [0, sample_num_shards="
+                          f"{self.sample_num_shards})", "sample_shard_index", "sample_num_shards")
         names = set()
         for i, src in enumerate(self.sample_sources):
             if set(src) != SOURCE_KEYS:
-                raise ValueError(f"sample_sources[{i}]: keys must be {sorted(SOURCE_KEYS)}, got {sorted(src)}")
+                raise invalid(f"sample_sources[{i}]: keys must be {sorted(SOURCE_KEYS)}, got {sorted(src)}",
+                              "sample_sources")
+            bad = _bad_source_value(src)
+            if bad:
+                raise invalid(f"sample_sources[{i}] ({src.get('name')!r}): {bad}", "sample_sources")
+            if src["name"] in names:
+                raise invalid(f"sample_sources[{i}]: name {src['name']!r} is used twice", "sample_sources")
             names.add(src["name"])
         for key in ("general", "code", "math", "chinese"):
             unknown = set(getattr(self, f"sample_{key}_sources")) - names
             if unknown:
-                raise ValueError(f"sample_{key}_sources: {sorted(unknown)} not in sample_sources")
+                raise invalid(f"sample_{key}_sources: {sorted(unknown)} not in sample_sources",
+                              f"sample_{key}_sources")
+
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+def _bad_source_value(src: dict) -> str | None:
+    """Why a source's sampling values are impossible, or None."""
+    if not isinstance(src["name"], str) or not src["name"]:
+        return f"'name' must be a non-empty string, got {src['name']!r}"
+    if not isinstance(src["model"], str) or not src["model"]:
+        return f"'model' must be a non-empty string (hub id or local folder), got {src['model']!r}"
+    for key, lo, hi, lo_open in (("temperature", 0, None, False), ("top_p", 0, 1, True),
+                                 ("repetition_penalty", 0, None, True)):
+        value = src[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"'{key}' must be a finite number, got {value!r}"
+        if value < lo or (lo_open and value == lo) or (hi is not None and value > hi):
+            bounds = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
+            return f"'{key}' must be in {bounds}, got {value!r}"
+    return None
 
 
 def sample_seeds(seed: int, n: int) -> list[int]:
@@ -129,10 +164,10 @@ def template_ids(tok, prompt: str) -> list[int]:
 
 
 def read_prompts(run_dir: str | Path) -> pd.DataFrame:
+    from fusechat_utils.io import read_parquet
+
     path = Path(run_dir) / "01_prompts" / "prompts.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: run 01_prompts first")
-    df = pd.read_parquet(path)
+    df = read_parquet(path)  # missing, corrupt or truncated: an error naming the file and 01_prompts
     missing = {"prompt_id", "dataset", "category", "prompt", "reference_response"} - set(df.columns)
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
@@ -245,7 +280,17 @@ def run_vllm_worker(cfg: SampleConfig, src: dict, jobs: list[list[dict]], chunk_
         python = str(PROJECT_ROOT / python)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VLLM_CPU_KVCACHE_SPACE":
            os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-    proc = subprocess.run([python, "-m", "fusechat_utils.sampling_vllm", str(req_path)], env=env, cwd=PROJECT_ROOT)
+    # Its own session, killed whole when it ends: a worker that dies leaves vLLM's helpers (multiprocessing's
+    # resource_tracker ignores SIGTERM) running otherwise.
+    proc = subprocess.Popen([python, "-m", "fusechat_utils.sampling_vllm", str(req_path)], env=env, cwd=PROJECT_ROOT,
+                            start_new_session=True)
+    try:
+        proc.wait()
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     if proc.returncode != 0:
         raise RuntimeError(f"vLLM worker for {src['name']} ({python}) exited with {proc.returncode}; "
                            "committed chunks are kept, rerun to resume")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
+
+from fusechat_utils.errors import UserError
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -29,14 +32,35 @@ def notebook_path(step: str) -> Path:
     return NOTEBOOKS_DIR / f"{step}.ipynb"
 
 
+class StepsError(UserError, ValueError):
+    """A `--steps` spec that selects no step or a reversed range; the message names the spec."""
+
+
 def select_steps(spec: str | None) -> list[str]:
-    """'01-04' -> ['01_prompts', ..., '04_pairs']; '03' -> ['03_scoring']; None -> all."""
+    """'01-04' -> ['01_prompts', ..., '04_pairs']; '03' -> ['03_scoring']; None -> all.
+
+    Each end is a step number (1-7, '04' or '04_pairs'); a reversed range ('07-01'), an unknown number or a
+    malformed spec is a ValueError naming the spec, never an empty or silently reordered run.
+    """
     names = list(STEPS)
-    if not spec:
+    if spec is None or not str(spec).strip():
         return names
-    lo, _, hi = spec.partition("-")
-    hi = hi or lo
-    picked = [s for s in names if lo.zfill(2) <= s[:2] <= hi.zfill(2)]
-    if not picked:
-        raise ValueError(f"--steps {spec!r} selects no step (steps are {', '.join(names)})")
-    return picked
+    spec = str(spec).strip()
+    numbers = {int(s[:2]): s for s in names}
+    ends = spec.split("-")
+    if len(ends) > 2:
+        raise StepsError(f"--steps {spec!r}: expected one step (03) or a range (01-04)")
+
+    def number(end: str) -> int:
+        end = end.strip()
+        found = re.fullmatch(r"(\d{1,2})(_\w+)?", end)
+        if not found or int(found.group(1)) not in numbers or (found.group(2) and numbers[int(found.group(1))] != end):
+            raise StepsError(f"--steps {spec!r}: {end!r} is not a step (steps are {', '.join(names)})")
+        return int(found.group(1))
+
+    lo = number(ends[0])
+    hi = number(ends[-1])
+    if lo > hi:
+        raise StepsError(f"--steps {spec!r}: the range is reversed ({lo:02d} > {hi:02d}); steps run in order, "
+                         f"write {hi:02d}-{lo:02d}")
+    return [numbers[n] for n in range(lo, hi + 1)]

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from fusechat_utils.config import SeededStepConfig
+from fusechat_utils.config import SeededStepConfig, invalid
 from fusechat_utils.io import seed_everything, write_json
 from fusechat_utils.train_launch import (
     SampleLog, grad_accumulation, history_frame, last_checkpoint, launch, needs_launch, peak_memory, plot_history,
@@ -47,6 +47,10 @@ class SFTStepConfig(SeededStepConfig):
     sft_accelerate_config: str = field(default="params/accelerate/single.yaml", metadata={"help": "accelerate config"})
     sft_num_processes: int = field(default=1, metadata={"help": "processes (GPUs, or CPU ranks with cpu_ddp)"})
 
+    def __post_init__(self) -> None:
+        super().__post_init__()  # types; batches, lengths, steps >= 1, lr > 0, warmup in [0, 1] (config.check_values)
+        check_batches(self, "sft_")
+
 
 @dataclass
 class DPOStepConfig(SeededStepConfig):
@@ -68,6 +72,22 @@ class DPOStepConfig(SeededStepConfig):
     dpo_gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
     dpo_accelerate_config: str = field(default="params/accelerate/single.yaml", metadata={"help": "accelerate config"})
     dpo_num_processes: int = field(default=1, metadata={"help": "processes (GPUs, or CPU ranks with cpu_ddp)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # types; beta, lr > 0, eval fraction in [0, 1], batches >= 1 (config.check_values)
+        check_batches(self, "dpo_")
+        if self.dpo_eval_fraction >= 1:
+            raise invalid(f"key 'dpo_eval_fraction' must be < 1 (pairs must remain to train on), got "
+                          f"{self.dpo_eval_fraction}", "dpo_eval_fraction")
+
+
+def check_batches(cfg, prefix: str) -> None:
+    """The global batch must split exactly into per-device batch x processes x accumulation (as train_launch)."""
+    keys = [f"{prefix}global_batch_size", f"{prefix}per_device_train_batch_size", f"{prefix}num_processes"]
+    total, per_device, procs = (getattr(cfg, k) for k in keys)
+    if total % (per_device * procs):
+        raise invalid(f"key '{keys[0]}' ({total}) must be a multiple of '{keys[1]}' x '{keys[2]}' "
+                      f"({per_device} x {procs} = {per_device * procs})", *keys)
 
 
 def trainer_args(cfg, prefix: str) -> dict:

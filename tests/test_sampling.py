@@ -198,3 +198,17 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, sources, backe
     assert summary["resumed_units"] == 2
     resumed = pd.read_parquet(summary["responses"])
     pd.testing.assert_frame_equal(resumed, full)
+    assert not vllm_processes(), "a vLLM worker's helper processes outlived it"
+
+
+def vllm_processes() -> list[str]:
+    """Command lines of live processes started from .venv-vllm (the killed worker's orphans, if any)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and ".venv-vllm" in cmdline:
+            found.append(cmdline)
+    return found
