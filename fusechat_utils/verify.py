@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -88,18 +89,50 @@ def static_check(program: str, entry_point: str | None) -> tuple[bool, str]:
     return True, "ok"
 
 
+# Runs program + tests as one module named "__main__" (tests call the program's functions, as before); see run_code.
+HARNESS = """\
+def _fusechat_harness(source):
+    import os, sys
+    channel = int(sys.argv.pop(1))
+    nonce, write = os.read(channel, 64), os.write
+    os.set_inheritable(channel, False)
+    harness, main = sys.modules["__main__"], type(sys)("__main__")
+    main.__file__ = sys.argv[0]
+    sys.modules["__main__"] = main
+    exec(compile(source, "<program>", "exec"), main.__dict__)
+    write(channel, nonce)
+
+
+_fusechat_harness(%s)
+"""
+
+
 def run_code(program: str, tests: str, timeout_s: float = 10.0) -> CodeResult:
-    """Run program + tests in the sandbox (see fusechat_utils.sandbox); passed means exit status 0."""
-    result = run_python(f"{program}\n\n{tests}\n", timeout_s=timeout_s)
+    """Run program + tests in the sandbox (see fusechat_utils.sandbox) under HARNESS; passed means the tests ran.
+
+    The harness reads a per-run random nonce from its private channel (not in any file), runs the code and writes
+    the nonce back only after the last test line executed without an exception; passed needs that and exit status
+    0. So exiting 0 before the tests (sys.exit(main()) under __main__, os._exit(0), an atexit hook forcing the
+    status, a swallowing sys.excepthook, a printed "passed" line) fails: "exited before the tests finished".
+    Not stopped: a program written against this harness can take the nonce from the harness's frame (or gc) and
+    write it to the channel itself, skip test lines with sys.settrace, or return objects whose __eq__ is always
+    true. The nonce stops accidental and naive fakes; the sandbox bounds what a deliberate one can do.
+    """
+    nonce = secrets.token_hex(16).encode()
+    result = run_python(HARNESS % ascii(f"{program}\n\n{tests}\n"), timeout_s=timeout_s, channel=nonce)
+    finished = result.channel == nonce
     if result.timed_out:
         return CodeResult(False, f"timeout after {timeout_s:g} s [{isolation()}]")
     if result.returncode == 0:
-        return CodeResult(True, "passed")
+        return CodeResult(True, "passed") if finished else CodeResult(False, "exited before the tests finished "
+                                                                              "(exit status 0)")
     lines = [x for x in result.stderr.strip().splitlines() if x.strip()]
-    last = lines[-1] if lines else f"exit status {result.returncode}"
-    if result.returncode < 0 and not lines:
-        last = f"killed by signal {-result.returncode}"
-    return CodeResult(False, last[:300])
+    if lines:
+        return CodeResult(False, lines[-1][:300])
+    status = result.returncode
+    reason = f"killed by signal {-status}" if status < 0 else f"exit status {status}" + (
+        f" (signal {status - 128})" if status > 128 else "")
+    return CodeResult(False, reason + (" after the tests passed" if finished else ""))
 
 
 def run_code_many(items: list[tuple[str, str]], timeout_s: float = 10.0, workers: int = 2) -> list[CodeResult]:

@@ -41,6 +41,20 @@ def test_run_code_passes_and_fails_with_a_reason():
     assert not bad.passed and "AssertionError" in bad.reason
 
 
+def test_a_pass_means_the_tests_ran_to_the_end():
+    """Exit status 0 alone is not trusted (issue 10): a program that exits before its tests fails, with a reason."""
+    guarded = "import sys\ndef f(x):\n    return x + 1\ndef main():\n    return 0\nif __name__ == '__main__':\n"
+    early = run_code(guarded + "    sys.exit(main())", "assert f(1) == 2")
+    assert not early.passed and early.reason == "exited before the tests finished (exit status 0)"
+    # without the exit it passes: the code still runs as __main__, its classes pickle, __future__ imports work
+    program = "from __future__ import annotations\nimport pickle\nclass A:\n    pass\n" + guarded + "    main()"
+    tests = "assert f(1) == 2 and __name__ == '__main__'\nassert type(pickle.loads(pickle.dumps(A()))) is A"
+    ok = run_code(program, tests)
+    assert ok.passed, ok.reason
+    late = run_code("import atexit, os\natexit.register(os._exit, 3)\ndef f(x):\n    return x + 1", "assert f(1) == 2")
+    assert not late.passed and late.reason == "exit status 3 after the tests passed"
+
+
 SELF_OSS = """Here is the implementation:
 
 ```python
