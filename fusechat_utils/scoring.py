@@ -11,6 +11,12 @@ plain sequence-classification RMs (`logits[:, 0]`); `score_rm_kind="auto"` uses 
 Batches are formed over length-sorted inputs (less padding) and scores are returned in the input order.
 Math: `verify.check_math(response, gold)`. Code: `verify.extract_code` -> `verify.static_check` ->
 `verify.run_code_many` on the prompt's tests; a program failing the static check is not run.
+
+Resume: the joined responses are cut into blocks of `score_chunk_size` rows (in responses.parquet's order); each
+block is scored, verified and committed as `chunks/block-<k>.parquet` (keys + rm_score + verify columns, written
+tmp + os.replace). A rerun scores only the missing blocks, under the values in `chunks/scoring_params.json`: a
+changed param is an error naming it (nothing deleted); changed inputs (02's responses, the RM's files) move the
+stale chunks aside. An uninterrupted run goes through the same blocks, so both write the same scored.parquet.
 """
 
 from __future__ import annotations
@@ -27,6 +33,16 @@ RESPONSE_COLUMNS = ["prompt_id", "dataset", "category", "source_model", "sample_
 PROMPT_COLUMNS = ["prompt_id", "prompt", "gold_answer", "tests", "entry_point"]
 VERIFY_COLUMNS = ["correct", "static_ok", "tests_passed", "verify_reason"]
 RM_KINDS = ("auto", "armorm", "sequence_classification")
+KEY = ["prompt_id", "source_model", "sample_index"]
+CHUNKS = "chunks"
+RESUME_FILE = "scoring_params.json"
+# What a committed block's values depend on (score_code_workers does not: it only runs programs in parallel).
+RESUME_KEYS = ("score_reward_model", "score_rm_kind", "score_batch_size", "score_max_length", "score_dtype",
+               "score_trust_remote_code", "score_pad_token_id", "score_code_timeout_s", "score_chunk_size")
+# Upstream artifacts: when they change, the committed blocks are stale (moved aside), not a mistake (an error).
+RESUME_INPUTS = ("inputs_hash", "reward_model_hash")
+SCORED_INPUT_COLUMNS = ["prompt_id", "source_model", "sample_index", "category", "prompt", "response",
+                        "gold_answer", "tests", "entry_point"]
 
 
 @dataclass
@@ -43,6 +59,8 @@ class ScoreConfig(StepConfig):
     score_pad_token_id: int | None = field(default=None, metadata={"help": "pad id for batches (ArmoRM 128256)"})
     score_code_timeout_s: float = field(default=10.0, metadata={"help": "wall-clock limit per code program"})
     score_code_workers: int = field(default=2, metadata={"help": "code programs run in parallel"})
+    score_chunk_size: int = field(default=4096, metadata={
+        "help": "responses per committed block (a killed run resumes at the first missing block)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -50,6 +68,8 @@ class ScoreConfig(StepConfig):
             raise ValueError(f"score_rm_kind={self.score_rm_kind!r}, expected one of {RM_KINDS}")
         if self.score_batch_size < 1 or self.score_max_length < 8:
             raise ValueError("score_batch_size must be >= 1 and score_max_length >= 8")
+        if self.score_chunk_size < 1:
+            raise ValueError(f"score_chunk_size must be >= 1, got {self.score_chunk_size}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -134,14 +154,15 @@ def _blank(n: int) -> dict[str, list]:
     return {c: [None] * n for c in VERIFY_COLUMNS}
 
 
-def verify_math(rows: pd.DataFrame) -> dict[str, list]:
+def verify_math(rows: pd.DataFrame, progress: bool = True) -> dict[str, list]:
     """correct = verify.check_math(response, gold); no gold answer -> None with a reason."""
     from tqdm.auto import tqdm
 
     from fusechat_utils.verify import check_math
 
     out = _blank(len(rows))
-    pairs = tqdm(zip(rows["response"], rows["gold_answer"]), total=len(rows), desc="math answers")
+    pairs = tqdm(zip(rows["response"], rows["gold_answer"]), total=len(rows), desc="math answers",
+                 disable=not progress)
     for i, (response, gold) in enumerate(pairs):
         if gold is None or (isinstance(gold, float) and pd.isna(gold)) or not str(gold).strip():
             out["verify_reason"][i] = "no_gold_answer"
@@ -174,10 +195,11 @@ def verify_code(rows: pd.DataFrame, timeout_s: float, workers: int) -> dict[str,
     return out
 
 
-def verify_rows(df: pd.DataFrame, timeout_s: float = 10.0, workers: int = 2) -> pd.DataFrame:
+def verify_rows(df: pd.DataFrame, timeout_s: float = 10.0, workers: int = 2, progress: bool = True) -> pd.DataFrame:
     """The four verify columns for every row: math and code rows checked, others None."""
     out = pd.DataFrame(_blank(len(df)), index=df.index, dtype=object)
-    for category, check in (("math", lambda r: verify_math(r)), ("code", lambda r: verify_code(r, timeout_s, workers))):
+    for category, check in (("math", lambda r: verify_math(r, progress)),
+                            ("code", lambda r: verify_code(r, timeout_s, workers))):
         rows = df[df["category"] == category]
         if len(rows):
             out.loc[rows.index, VERIFY_COLUMNS] = pd.DataFrame(check(rows), index=rows.index, dtype=object)
@@ -215,10 +237,60 @@ def summary_table(scored: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def inputs_hash(df: pd.DataFrame) -> str:
+    """Content hash of what the scores depend on, row order included (vectorized: cheap for millions of rows)."""
+    import hashlib
+
+    cols = df[SCORED_INPUT_COLUMNS].astype(str)  # mixed None/str/int columns hash the same way on every run
+    return hashlib.sha256(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def resume_values(cfg: ScoreConfig, df: pd.DataFrame) -> dict[str, Any]:
+    from pathlib import Path
+
+    from fusechat_utils.io import hash_path
+
+    rm = Path(cfg.score_reward_model)
+    return {**{k: getattr(cfg, k) for k in RESUME_KEYS}, "inputs_hash": inputs_hash(df),
+            "reward_model_hash": hash_path(rm) if rm.exists() else None}
+
+
+def block_path(chunk_dir, k: int):
+    return chunk_dir / f"block-{k:06d}.parquet"
+
+
+def read_block(path, rows: pd.DataFrame) -> pd.DataFrame:
+    """A committed block; its keys must be exactly the rows it stands for (else it is not this run's block)."""
+    block = pd.read_parquet(path)
+    if len(block) != len(rows) or not (block[KEY].astype(str).to_numpy() == rows[KEY].astype(str).to_numpy()).all():
+        raise ValueError(f"{path}: its (prompt_id, source_model, sample_index) keys are not those of rows "
+                         f"{rows.index[0]}..{rows.index[-1]} of this run; move {path.parent} aside to score again")
+    return block
+
+
+def score_block(cfg: ScoreConfig, rm, rows: pd.DataFrame) -> pd.DataFrame:
+    """rm_score and the verify columns of one block, with its keys: what a chunk file holds."""
+    model, tokenizer = rm
+    out = rows[KEY].reset_index(drop=True)
+    out["rm_score"] = rm_scores(model, tokenizer, rows["prompt"].tolist(), rows["response"].tolist(),
+                                batch_size=cfg.score_batch_size, max_length=cfg.score_max_length,
+                                kind=cfg.score_rm_kind, pad_token_id=cfg.score_pad_token_id, progress=False)
+    verified = verify_rows(rows.reset_index(drop=True), cfg.score_code_timeout_s, cfg.score_code_workers,
+                           progress=False)
+    out[VERIFY_COLUMNS] = verified[VERIFY_COLUMNS]
+    return out
+
+
 def run(cfg: ScoreConfig) -> dict[str, Any]:
-    """Read 01's prompts and 02's responses; write scored.parquet and summary.csv into the step folder."""
+    """Read 01's prompts and 02's responses; write scored.parquet and summary.csv into the step folder.
+
+    Scores block by block (`score_chunk_size` rows), committing each; blocks already committed are read back.
+    """
     import time
 
+    from tqdm.auto import tqdm
+
+    from fusechat_utils import shards
     from fusechat_utils.io import atomic_path, write_parquet
 
     run_dir = cfg.step_dir.parent
@@ -229,17 +301,27 @@ def run(cfg: ScoreConfig) -> dict[str, Any]:
             raise FileNotFoundError(f"{path}: not found; run the step that writes {name} first")
     df = join_prompts(pd.read_parquet(paths["responses"]), pd.read_parquet(paths["prompts"]),
                       str(paths["responses"]))
+    chunk_dir = shards.resume_guard(cfg.step_dir / CHUNKS, resume_values(cfg, df), RESUME_FILE,
+                                    inputs=RESUME_INPUTS, what="committed score blocks")
+    starts = range(0, len(df), cfg.score_chunk_size)
+    todo = [k for k, _ in enumerate(starts) if not block_path(chunk_dir, k).exists()]
     start = time.perf_counter()
-    model, tokenizer = load_rm(cfg)
-    df["rm_score"] = rm_scores(model, tokenizer, df["prompt"].tolist(), df["response"].tolist(),
-                               batch_size=cfg.score_batch_size, max_length=cfg.score_max_length,
-                               kind=cfg.score_rm_kind, pad_token_id=cfg.score_pad_token_id)
-    rm_s = time.perf_counter() - start
-    df[VERIFY_COLUMNS] = verify_rows(df, cfg.score_code_timeout_s, cfg.score_code_workers)
-    verify_s = time.perf_counter() - start - rm_s
+    rm = load_rm(cfg) if todo else None
+    for k in tqdm(todo, desc="score blocks"):
+        rows = df.iloc[starts[k] : starts[k] + cfg.score_chunk_size]
+        shards.write_parquet_atomic(block_path(chunk_dir, k), score_block(cfg, rm, rows))
+    work_s = time.perf_counter() - start
+    # Every run, interrupted or not, assembles scored.parquet from the committed files: one path, one result.
+    blocks = [read_block(block_path(chunk_dir, k), df.iloc[s : s + cfg.score_chunk_size]) for k, s in enumerate(starts)]
+    scores = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=KEY + ["rm_score"] + VERIFY_COLUMNS)
+    df["rm_score"] = scores["rm_score"].astype(float).to_numpy()
+    for col in VERIFY_COLUMNS:
+        df[col] = pd.Series(scores[col].to_numpy(), index=df.index, dtype=object).where(scores[col].notna().to_numpy(),
+                                                                                          None)
     summary = summary_table(df)
     write_parquet(cfg.step_dir / "scored.parquet", df)
     with atomic_path(cfg.step_dir / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
-    return {"scored": df, "summary": summary, "n_responses": len(df), "rm_seconds": round(rm_s, 1),
-            "verify_seconds": round(verify_s, 1), "path": cfg.step_dir / "scored.parquet"}
+    return {"scored": df, "summary": summary, "n_responses": len(df), "blocks": len(starts),
+            "resumed_blocks": len(starts) - len(todo), "work_seconds": round(work_s, 1),
+            "path": cfg.step_dir / "scored.parquet"}

@@ -1,6 +1,8 @@
-"""Shards, resumable chunk files and the final merge for 02_sampling.
+"""Shards, resumable chunk files and the final merge for 02_sampling; the commit helpers 03 and 07 resume with.
 
-Usage: `shard_of(prompt_id, 4)`, `write_chunk(dir, rows)`, `done_units(dir)`, `merge_shards(step_dir)`.
+Usage: `shard_of(prompt_id, 4)`, `write_chunk(dir, rows)`, `done_units(dir)`, `merge_shards(step_dir)`;
+`resume_guard(dir, values, "params.json")` before committing work into `dir`, `write_parquet_atomic`,
+`write_json_atomic` for each committed piece (03_scoring's blocks, 07_eval's (stage, benchmark) parts).
 
 Layout under `<run_dir>/02_sampling/`:
   chunks/shard-<i>-of-<n>/expected.parquet   the (prompt_id, source_model, n_samples) units this shard owes
@@ -16,6 +18,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -63,6 +66,54 @@ def write_parquet_atomic(path: Path, df: pd.DataFrame) -> Path:
     return path
 
 
+def write_json_atomic(path: str | Path, data) -> Path:
+    """JSON written to a temporary file beside `path`, then renamed over it: never seen half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def resume_guard(folder: str | Path, values: dict, file_name: str, *, inputs: tuple[str, ...] = (),
+                 what: str = "committed chunks") -> Path:
+    """Resume the work committed in `folder` only under the values it was computed with (`folder/file_name`).
+
+    A changed param is an error naming the keys, and nothing is touched. When only `inputs` changed (hashes of
+    upstream artifacts: a rerun upstream step), the committed work is stale rather than mistaken: the folder is
+    moved aside to `<folder>.stale-<time>` (never deleted) and a fresh one started. Returns the folder.
+    """
+    folder = Path(folder)
+    wanted = json.loads(json.dumps(values, sort_keys=True, default=str))
+    path = folder / file_name
+    if path.exists():
+        had = json.loads(path.read_text())
+        changed = sorted(k for k in set(had) | set(wanted) if had.get(k) != wanted.get(k))
+        if not changed:
+            return folder
+        params = [k for k in changed if k not in inputs]
+        if params:
+            was = ", ".join(f"{k}={had.get(k)!r}" for k in params)
+            now = ", ".join(f"{k}={wanted.get(k)!r}" for k in params)
+            raise ValueError(f"{folder}: its {what} were computed with {was}; this run has {now}. Move or delete "
+                             "that folder to start again with the new values (nothing was changed)")
+        stamp, n = time.strftime("%Y%m%d-%H%M%S"), 0
+        stale = folder.with_name(f"{folder.name}.stale-{stamp}")
+        while stale.exists():
+            n += 1
+            stale = folder.with_name(f"{folder.name}.stale-{stamp}-{n}")
+        os.replace(folder, stale)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, wanted)
+    return folder
+
+
 def write_chunk(chunk_dir: str | Path, source: str, rows: list[dict]) -> Path:
     """Commit one batch of responses; the next free number for this source, so chunks are append-only."""
     chunk_dir = Path(chunk_dir)
@@ -74,8 +125,8 @@ def write_chunk(chunk_dir: str | Path, source: str, rows: list[dict]) -> Path:
 
 def write_timing(chunk_dir: str | Path, backend: str, source: str, seconds: float) -> None:
     """Generation seconds of the last run for one source (model loading excluded), read by the benchmark."""
-    path = Path(chunk_dir) / f".timing-{backend}-{_safe(source)}.json"
-    path.write_text(json.dumps({"backend": backend, "source": source, "generate_s": seconds}))
+    write_json_atomic(Path(chunk_dir) / f".timing-{backend}-{_safe(source)}.json",
+                      {"backend": backend, "source": source, "generate_s": seconds})
 
 
 def read_chunks(chunk_dir: str | Path) -> pd.DataFrame:

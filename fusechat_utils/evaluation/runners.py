@@ -3,17 +3,25 @@
 `evaluate_stage(cfg, stage, model)` runs each benchmark of `cfg.eval_benchmarks`; `toy_winrates` judges every
 non-base stage against the base target's responses with the toy reward model.
 Usage: `rows, samples = evaluate_stage(cfg, "sft", "outputs/toy/05_sft/model")`.
+
+Resume: each (stage, benchmark) is committed when done: its samples/<stage>/<name>.jsonl files first, then
+`parts/<stage>/<benchmark>.json` (its result rows and sample names), each written tmp + os.replace. A rerun reads
+committed parts back instead of evaluating again, as long as `parts/<stage>/model.json` still names the same model
+(path and content hash; a retrained model moves the stage's stale parts aside). Every run, interrupted or not,
+builds its rows from the part files, so both give the same results.csv.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
+from fusechat_utils import shards
 from fusechat_utils.evaluation import humaneval, toy, winrate
 from fusechat_utils.evaluation.adapters import BENCHMARKS, NotRunHere, run_paper_benchmark
 from fusechat_utils.evaluation.generate import generate_chat
-from fusechat_utils.evaluation.step import proportion_row, result_row
-from fusechat_utils.io import write_jsonl
+from fusechat_utils.evaluation.step import PARTS, proportion_row, result_row
+from fusechat_utils.io import hash_path, read_json, read_jsonl, seed_everything, write_jsonl
 
 
 def generate_for(cfg, model: str, prompts: list[str]) -> list[str]:
@@ -44,27 +52,57 @@ def run_humaneval(cfg, stage: str, model: str) -> tuple[list[dict], dict[str, li
     return [proportion_row(model, stage, "HumanEval", "pass@1", [r["passed"] for r in scored])], {"HumanEval": scored}
 
 
+def run_benchmark(cfg, bench: str, stage: str, model: str):
+    """(result rows, samples per benchmark name) of one entry of eval_benchmarks; NotRunHere passes through."""
+    if bench == "toy":
+        return run_toy(cfg, stage, model)
+    if bench.lower() == "humaneval":
+        return run_humaneval(cfg, stage, model)
+    if bench in BENCHMARKS:
+        return run_paper_benchmark(cfg, bench, stage, model)
+    raise ValueError(f"eval_benchmarks: unknown benchmark {bench!r}; known: toy, humaneval, {', '.join(BENCHMARKS)}")
+
+
+def stage_parts(cfg, stage: str, model: str) -> Path:
+    """parts/<stage>/, whose committed parts belong to this model (path + content); stale ones are moved aside."""
+    folder = Path(cfg.step_dir) / PARTS / shards._safe(stage)
+    values = {"stage": stage, "model": model, "model_hash": hash_path(model) if Path(model).exists() else None}
+    return shards.resume_guard(folder, values, "model.json", inputs=("model_hash",), what="committed results")
+
+
+def commit_part(cfg, stage: str, bench: str, part: Path, got: tuple[list[dict], dict[str, list[dict]]]) -> None:
+    rows, samples = got
+    for name, rs in samples.items():
+        write_jsonl(Path(cfg.step_dir) / "samples" / stage / f"{name}.jsonl", rs)
+    shards.write_json_atomic(part, {"stage": stage, "benchmark": bench, "rows": rows, "samples": list(samples)})
+
+
+def read_part(cfg, stage: str, part: Path) -> tuple[list[dict], dict[str, list[dict]]]:
+    done = read_json(part)
+    samples = {name: read_jsonl(Path(cfg.step_dir) / "samples" / stage / f"{name}.jsonl") for name in done["samples"]}
+    return done["rows"], samples
+
+
 def evaluate_stage(cfg, stage: str, model: str, notes: list[str] | None = None):
-    """(result rows, samples per benchmark); a benchmark that cannot run here is noted in `notes`, not fatal."""
+    """(result rows, samples per benchmark); a benchmark that cannot run here is noted in `notes`, not fatal.
+
+    Each benchmark is committed as a part when done; committed parts are read back, not evaluated again.
+    """
     rows, samples = [], {}
+    folder = stage_parts(cfg, stage, model)
     for bench in cfg.eval_benchmarks:
-        if bench == "toy":
-            got = run_toy(cfg, stage, model)
-        elif bench.lower() == "humaneval":
-            got = run_humaneval(cfg, stage, model)
-        elif bench in BENCHMARKS:
+        part = folder / f"{shards._safe(bench)}.json"
+        if not part.exists():
+            seed_everything(cfg.seed)  # each part starts from the same state, whether resumed or not
             try:
-                got = run_paper_benchmark(cfg, bench, stage, model)
+                got = run_benchmark(cfg, bench, stage, model)
             except NotRunHere as exc:
                 (notes if notes is not None else []).append(f"{stage}/{bench}: {exc}")
                 continue
-        else:
-            raise ValueError(f"eval_benchmarks: unknown benchmark {bench!r}; known: toy, humaneval, "
-                             f"{', '.join(BENCHMARKS)}")
+            commit_part(cfg, stage, bench, part, got)
+        got = read_part(cfg, stage, part)
         rows += got[0]
         samples.update(got[1])
-    for bench, rs in samples.items():
-        write_jsonl(cfg.step_dir / "samples" / stage / f"{bench}.jsonl", rs)
     return rows, samples
 
 

@@ -6,6 +6,8 @@ the paper's benchmarks through their harnesses (`adapters.py`: lm-eval with vLLM
 judged benchmarks through an OpenAI-compatible endpoint). Outputs in `<run_dir>/07_eval/`: results.csv
 (model, stage, benchmark, metric, value, n, stderr; values in percent except judge scores), samples/<stage>/
 <benchmark>.jsonl, eval_settings.json. Usage: `run(EvalConfig(run_dir="outputs/toy"))`.
+Resumable: every (stage, benchmark) is committed under parts/ when done (`runners.evaluate_stage`); a rerun skips
+them, under the values in parts/eval_params.json (a changed param is an error naming it, nothing deleted).
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from fusechat_utils.config import SeededStepConfig
 
 RESULT_COLUMNS = ["model", "stage", "benchmark", "metric", "value", "n", "stderr"]
 STAGE_DIRS = {"sft": "05_sft/model", "dpo": "06_dpo/model"}
+PARTS = "parts"
+RESUME_FILE = "eval_params.json"
+# What a committed (stage, benchmark) result depends on besides its model (parts/<stage>/model.json). Not here:
+# eval_benchmarks and eval_models (adding one evaluates only it) and eval_judge_base_url (where the judge runs).
+RESUME_KEYS = ("seed", "eval_data_files", "eval_toy_benchmarks_dir", "eval_reward_model", "eval_max_new_tokens",
+               "eval_batch_size", "eval_humaneval_limit", "eval_code_timeout_s", "eval_backend", "eval_judge_model")
+RESUME_INPUTS = ("toy_benchmarks_hash", "reward_model_hash", "data_files_hash")
 
 
 @dataclass
@@ -79,18 +88,34 @@ def proportion_row(model: str, stage: str, benchmark: str, metric: str, hits: li
     return result_row(model, stage, benchmark, metric, 100 * p, n, 100 * (p * (1 - p) / n) ** 0.5 if n else None)
 
 
+def resume_values(cfg: EvalConfig) -> dict:
+    from fusechat_utils.io import hash_path
+
+    def local_hash(path) -> str | None:
+        return hash_path(path) if path and Path(path).exists() else None
+
+    return {**{k: getattr(cfg, k) for k in RESUME_KEYS},
+            "toy_benchmarks_hash": local_hash(cfg.eval_toy_benchmarks_dir),
+            "reward_model_hash": local_hash(cfg.eval_reward_model),
+            "data_files_hash": {k: local_hash(v) for k, v in sorted(cfg.eval_data_files.items())}}
+
+
 def run(cfg: EvalConfig) -> pd.DataFrame:
-    from fusechat_utils.evaluation.runners import evaluate_stage, toy_winrates
+    from fusechat_utils import shards
     from fusechat_utils.evaluation.adapters import eval_settings
+    from fusechat_utils.evaluation.runners import evaluate_stage, toy_winrates
     from fusechat_utils.io import atomic_path, seed_everything, write_json
 
     seed_everything(cfg.seed)
     models, notes = resolve_models(cfg)
     cfg.step_dir.mkdir(parents=True, exist_ok=True)
+    shards.resume_guard(cfg.step_dir / PARTS, resume_values(cfg), RESUME_FILE, inputs=RESUME_INPUTS,
+                        what="committed results")
     rows, samples = [], {}
     for stage, model in models.items():
         stage_rows, samples[stage] = evaluate_stage(cfg, stage, model, notes)
         rows += stage_rows
+    seed_everything(cfg.seed)
     rows += toy_winrates(cfg, models, samples)
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     with atomic_path(cfg.step_dir / "results.csv") as tmp:
