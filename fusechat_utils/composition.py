@@ -15,11 +15,17 @@ from pathlib import Path
 import pandas as pd
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "analysis" / "dataset_composition.ipynb"
-COLUMNS = ["dataset", "category", "Selected", "SFT", "DPO", "paper_Selected", "paper_SFT", "paper_DPO"]
+COLUMNS = ["dataset", "category", "Selected", "SFT", "DPO", "Pool", "paper_Selected", "paper_SFT", "paper_DPO"]
 
 
-def composition_table(prompts_df: pd.DataFrame, sft_df: pd.DataFrame, dpo_df: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset: prompts selected (01), SFT rows and DPO pairs (04), the paper's counts beside; a Total row."""
+def composition_table(prompts_df: pd.DataFrame, sft_df: pd.DataFrame, dpo_df: pd.DataFrame,
+                      selected_after_pairing=()) -> pd.DataFrame:
+    """Per dataset: prompts selected, SFT rows and DPO pairs (04), the paper's counts beside; a Total row.
+
+    `Selected` is where the dataset's cap applied: 01's prompts (`Pool`) when 01 capped it (the toy profile), the
+    prompts 04's `pairs_max_per_dataset` kept (SFT + DPO) for the datasets named in `selected_after_pairing` (the
+    paper profiles: the paper's Selected = SFT + DPO for every dataset of its table). `Pool` = 01's prompts.
+    """
     from fusechat_utils.paper import paper_table
 
     paper = paper_table("dataset_composition").set_index("dataset")
@@ -29,9 +35,12 @@ def composition_table(prompts_df: pd.DataFrame, sft_df: pd.DataFrame, dpo_df: pd
     rows = []
     for name in datasets:
         ref = paper.loc[name] if name in paper.index else None
+        pool, n_sft, n_dpo = (int((df["dataset"] == name).sum()) for df in (prompts_df, sft_df, dpo_df))
+        used = len(set(sft_df.loc[sft_df["dataset"] == name, "prompt_id"])
+                   | set(dpo_df.loc[dpo_df["dataset"] == name, "prompt_id"]))
         rows.append({"dataset": name, "category": category[name],
-                     "Selected": int((prompts_df["dataset"] == name).sum()),
-                     "SFT": int((sft_df["dataset"] == name).sum()), "DPO": int((dpo_df["dataset"] == name).sum()),
+                     "Selected": used if name in selected_after_pairing else pool, "SFT": n_sft, "DPO": n_dpo,
+                     "Pool": pool,
                      "paper_Selected": _ref(ref, "selected"), "paper_SFT": _ref(ref, "sft"),
                      "paper_DPO": _ref(ref, "dpo")})
     table = pd.DataFrame(rows, columns=COLUMNS)

@@ -22,6 +22,22 @@ Rules ([C] = README, [U] = the paper does not say; each [U] is a param with the 
   models, so 0.11 - 0.01 lands a few ulps off 0.1; a gap within tol of a bound counts as on it.
 - pairs_code_gap_filter -> true: the gap window applies to code pairs too (the paper says same-source/gap rules
   hold generally); false keeps every pass/fail pair.
+- pairs_math_pair_source -> best_response in the toy profile (its demo numbers), best_valid in the paper profiles.
+  Math has two sources: OpenMathInstruct-2's single Llama-3.1-405B reference solution and N Qwen2.5-Math samples.
+  The reference, alone in its source, can never be a same-source pair, so under best_response every prompt whose
+  top correct response is the reference (correct by construction in OMI-2, so on top for roughly 1 prompt in
+  N + 1 = 6 or more) gets no pair and goes to SFT, whatever Qwen's samples are. The paper's math DPO share,
+  11,615 of 51,803 = 22.4 % (40,188 SFT), is already near the most a 5-sample source can give (prompts with both
+  a correct and an incorrect Qwen sample and a gap in [0.01, 0.1]; at Qwen2.5-Math-72B's ~85 % per-sample accuracy
+  the mixed prompts are roughly a quarter); losing a further ~1/6 of them under best_response is the less likely
+  reading. best_valid (the pair of the source whose pair is valid: Qwen's) is also the README's math rule read
+  literally: a correct/incorrect pair from one source if the gap fits, else SFT with the best correct response.
+  The paper profiles' cap after pairing (`pairs_dpo_share`) then makes the counts exact given enough prompts.
+- pairs_max_per_dataset -> {} in the toy profile (its caps apply in 01, before the filters); the paper's Selected
+  in the paper profiles: drawn after pairing from the prompts routed to SFT/DPO (`_cap_after_pairing`): general
+  SFT = floor(sft_ratio * Selected), math/code DPO = round(pairs_dpo_share * Selected), Chinese all SFT; the
+  rest are dropped with reason `over_cap`. The paper's table has Selected = SFT + DPO for every dataset (and
+  SFT = floor(0.4 * Selected) for the general ones), i.e. its counts were taken after filtering.
 - Ties: the higher score wins; equal scores are broken by source_model name, then sample_index (ascending), for
   both chosen and rejected. A pair needs two different rows with different text.
 - Ablations: pairs_pairing = same_source | cross_source (cross: best over all sources vs worst over all sources),
@@ -31,6 +47,7 @@ Rules ([C] = README, [U] = the paper does not say; each [U] is a param with the 
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -60,9 +77,13 @@ class Rules:
     gap_inclusive: bool = True
     gap_tol: float = 1e-6
     code_gap_filter: bool = True
+    math_pair_source: str = "best_response"
+    max_per_dataset: dict = field(default_factory=dict)  # dataset -> Selected after pairing (None: no cap)
+    dpo_share: dict = field(default_factory=dict)  # math/code dataset -> DPO share of its capped Selected
 
     def __post_init__(self) -> None:
         choices = {"pairing": ("same_source", "cross_source"), "pair_source": ("best_response", "best_valid"),
+                   "math_pair_source": ("best_response", "best_valid"),
                    "split_order": ("filter_then_split", "split_then_filter")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -71,6 +92,12 @@ class Rules:
             raise ValueError(f"pairs: sft_ratio={self.sft_ratio} must be in [0, 1]")
         if self.gap_min > self.gap_max:
             raise ValueError(f"pairs: gap_min={self.gap_min} > gap_max={self.gap_max}")
+        for name, cap in self.max_per_dataset.items():
+            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+                raise ValueError(f"pairs: max_per_dataset[{name!r}]={cap!r} must be an int >= 0 or None")
+        for name, share in self.dpo_share.items():
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+                raise ValueError(f"pairs: dpo_share[{name!r}]={share!r} must be a number in [0, 1]")
 
     def gap_reason(self, gap: float, windowed: bool = True) -> str | None:
         """None if the gap is inside the window, else 'gap_below' / 'gap_above'."""
@@ -149,7 +176,8 @@ def choose_pair(resps: list[Resp], category: str, rules: Rules) -> dict:
     by_source = {s: _candidate([r for r in good if r.source == s], [r for r in bad if r.source == s], rules, windowed)
                  for s in sorted({r.source for r in good})}
     first = by_source[top.source]
-    if rules.pair_source == "best_response" or first["reason"] is None:
+    pair_source = rules.math_pair_source if category == "math" else rules.pair_source
+    if pair_source == "best_response" or first["reason"] is None:
         return first
     valid = [c for c in by_source.values() if c["reason"] is None]
     if not valid:
@@ -207,6 +235,56 @@ def _split_general(decisions: dict[str, dict], rules: Rules) -> None:
                 d["route"] = "drop"
 
 
+def _draw(ids: list[str], k: int, seed: int, salt: str) -> set[str]:
+    """k of `ids`, a seeded random subset independent of the input order (all of them if k >= len(ids))."""
+    if k >= len(ids):
+        return set(ids)
+    ordered = sorted(ids)
+    order = np.random.default_rng([seed, zlib.crc32(salt.encode())]).permutation(len(ordered))
+    return {ordered[i] for i in order[:k]}
+
+
+def cap_targets(category: str, cap: int, rules: Rules, dataset: str) -> tuple[int, int] | None:
+    """(SFT, DPO) prompts a dataset capped at `cap` after pairing should hold; None = one draw over both routes.
+
+    general: SFT = floor(sft_ratio * cap), the rest DPO (the paper's counts: SFT = floor(0.4 * Selected));
+    chinese: all SFT; math and code: DPO = round(dpo_share * cap) when `dpo_share` names the dataset.
+    """
+    if category == "general":
+        n_sft = math.floor(rules.sft_ratio * cap + 1e-9)
+        return n_sft, cap - n_sft
+    if category == "chinese":
+        return cap, 0
+    if dataset in rules.dpo_share:
+        n_dpo = round(rules.dpo_share[dataset] * cap)
+        return cap - n_dpo, n_dpo
+    return None
+
+
+def _cap_after_pairing(decisions: dict[str, dict], rules: Rules) -> None:
+    """Apply `max_per_dataset` to the prompts routed to SFT or DPO, in place: the rest become drop/over_cap.
+
+    The paper's counts are taken after its filters (for every dataset of its table Selected = SFT + DPO), so a cap
+    here draws the dataset's Selected from the prompts that survived scoring and pairing, SFT and DPO apart
+    (`cap_targets`). A route with fewer prompts than its target keeps them all; nothing moves between routes.
+    """
+    routed: dict[str, dict[str, list[str]]] = {}
+    for pid, d in decisions.items():
+        if d["route"] in ("sft", "dpo") and rules.max_per_dataset.get(d["dataset"]) is not None:
+            routed.setdefault(d["dataset"], {"sft": [], "dpo": [], "category": d["category"]})[d["route"]].append(pid)
+    for dataset, by_route in routed.items():
+        cap = rules.max_per_dataset[dataset]
+        targets = cap_targets(by_route["category"], cap, rules, dataset)
+        if targets is None:
+            keep = _draw(by_route["sft"] + by_route["dpo"], cap, rules.seed, f"cap\0{dataset}")
+        else:
+            keep = (_draw(by_route["sft"], targets[0], rules.seed, f"cap-sft\0{dataset}")
+                    | _draw(by_route["dpo"], targets[1], rules.seed, f"cap-dpo\0{dataset}"))
+        for pid in by_route["sft"] + by_route["dpo"]:
+            if pid not in keep:
+                decisions[pid]["route"], decisions[pid]["reason"] = "drop", "over_cap"
+
+
 def check_scored(scored: pd.DataFrame, where: str = "scored table") -> None:
     """Raise ValueError naming the column, or the row and field, that a pairing rule cannot use."""
     missing = [c for c in REQUIRED if c not in scored.columns]
@@ -238,6 +316,7 @@ def plan(scored: pd.DataFrame, **rules: Any) -> pd.DataFrame:
     for pid, (dataset, category, resps) in sorted(_responses_by_prompt(scored).items()):
         decisions[pid] = {"dataset": dataset, "category": category, **_decision(resps, category, rules_)}
     _split_general(decisions, rules_)
+    _cap_after_pairing(decisions, rules_)
     return pd.DataFrame([_flat(pid, d) for pid, d in decisions.items()],
                         columns=["prompt_id", "dataset", "category", "route", "reason", "sft_row", "chosen_row",
                                  "rejected_row", "gap"])
@@ -329,6 +408,12 @@ class PairsConfig(SeededStepConfig):
     pairs_split_order: str = field(default="filter_then_split",
                                    metadata={"help": "filter_then_split | split_then_filter [U]"})
     pairs_code_gap_filter: bool = field(default=True, metadata={"help": "gap window applies to code pairs [U]"})
+    pairs_math_pair_source: str = field(default="best_response",
+                                        metadata={"help": "math's pair source: best_response | best_valid [U]"})
+    pairs_max_per_dataset: dict = field(default_factory=dict,
+                                        metadata={"help": "dataset -> Selected, drawn after pairing (paper counts)"})
+    pairs_dpo_share: dict = field(default_factory=dict,
+                                  metadata={"help": "math/code dataset -> DPO share of its capped Selected"})
     pairs_exclude_sources: list[str] = field(default_factory=list,
                                              metadata={"help": "sources left out (leave-one-source-out ablation)"})
 
@@ -339,16 +424,38 @@ class PairsConfig(SeededStepConfig):
                           f"({self.pairs_gap_max}): no gap fits the window", "pairs_gap_min", "pairs_gap_max")
         for key, allowed in (("pairs_pairing", ("same_source", "cross_source")),
                              ("pairs_pair_source", ("best_response", "best_valid")),
+                             ("pairs_math_pair_source", ("best_response", "best_valid")),
                              ("pairs_split_order", ("filter_then_split", "split_then_filter"))):
             if getattr(self, key) not in allowed:
                 raise invalid(f"key '{key}' must be one of {allowed}, got {getattr(self, key)!r}", key)
+        from fusechat_utils.prompt_sources import DATASETS
+
+        for key in ("pairs_max_per_dataset", "pairs_dpo_share"):
+            value = getattr(self, key)
+            unknown = sorted(set(value) - set(DATASETS))
+            if unknown:
+                raise invalid(f"key '{key}' names unknown dataset(s) {unknown}; known: {list(DATASETS)}", key)
+        for name, cap in self.pairs_max_per_dataset.items():
+            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+                raise invalid(f"key 'pairs_max_per_dataset': the cap of {name} must be an int >= 0 (or null: no "
+                              f"cap), got {cap!r}", "pairs_max_per_dataset")
+        for name, share in self.pairs_dpo_share.items():
+            if DATASETS[name].category not in ("math", "code"):
+                raise invalid(f"key 'pairs_dpo_share': {name} is {DATASETS[name].category}; only math and code "
+                              f"datasets take a DPO share (general: pairs_sft_ratio; chinese: SFT only)",
+                              "pairs_dpo_share")
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+                raise invalid(f"key 'pairs_dpo_share': the share of {name} must be a number in [0, 1], got "
+                              f"{share!r}", "pairs_dpo_share")
         self.rules()
 
     def rules(self) -> dict[str, Any]:
         kwargs = {"sft_ratio": self.pairs_sft_ratio, "gap_min": self.pairs_gap_min, "gap_max": self.pairs_gap_max,
                   "pairing": self.pairs_pairing, "seed": self.seed, "pair_source": self.pairs_pair_source,
                   "split_order": self.pairs_split_order, "gap_inclusive": self.pairs_gap_inclusive,
-                  "gap_tol": self.pairs_gap_tol, "code_gap_filter": self.pairs_code_gap_filter}
+                  "gap_tol": self.pairs_gap_tol, "code_gap_filter": self.pairs_code_gap_filter,
+                  "math_pair_source": self.pairs_math_pair_source, "max_per_dataset": dict(self.pairs_max_per_dataset),
+                  "dpo_share": dict(self.pairs_dpo_share)}
         Rules(**kwargs)  # raises on a bad choice, before any work
         return kwargs
 
@@ -374,7 +481,8 @@ def run(cfg: PairsConfig) -> dict[str, Any]:
     (sft, dpo), decisions = build_sets_with_plan(scored, **cfg.rules())
     prompts_path = cfg.step_dir.parent / "01_prompts" / "prompts.parquet"
     prompts = read_parquet(prompts_path) if prompts_path.exists() else scored.drop_duplicates("prompt_id")
-    composition = composition_table(prompts, sft, dpo)
+    capped = [d for d, cap in cfg.pairs_max_per_dataset.items() if cap is not None]
+    composition = composition_table(prompts, sft, dpo, selected_after_pairing=capped)
     reasons = reasons_table(decisions)
     out = cfg.step_dir
     write_parquet(out / "sft.parquet", sft)

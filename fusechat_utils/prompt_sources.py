@@ -113,13 +113,58 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-class Rows(list):
-    """A dataset's rows; `lines[i]` is row i's line in its fixture file (None for hub rows)."""
+class FixtureRows:
+    """A fixture file's rows, read lazily: memory does not grow with the file (01 at OpenMathInstruct-2's 14M rows).
 
-    lines: list[int] | None = None
+    `located()` yields (row, line suffix for messages, byte offset of its line); `read_at(offsets)` re-reads rows
+    by those offsets (01 re-reads only the rows its cap keeps). A line that is not UTF-8 JSON raises SchemaError
+    with `io.iter_jsonl`'s message (file, line, field), prefixed by the dataset and row.
+    """
 
-    def line_of(self, index: int) -> str:
-        return f" (file line {self.lines[index]})" if self.lines else ""
+    def __init__(self, spec: DatasetSpec, path):
+        self.spec, self.path = spec, path
+
+    def __iter__(self):
+        return (row for row, _, _ in self.located())
+
+    def located(self):
+        import json
+
+        index, offset = 0, 0
+        with open(self.path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                start, offset = offset, offset + len(raw)
+                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw, start = raw[3:], start + 3
+                try:
+                    line = raw.decode("utf-8")
+                    if not line.strip():
+                        continue
+                    row = json.loads(line)
+                except ValueError:
+                    self._raise_jsonl_error(index)
+                yield row, f" (file line {lineno})", start
+                index += 1
+
+    def _raise_jsonl_error(self, index: int) -> None:
+        """Re-scan with io.iter_jsonl so the message is the one place's wording (file, line, field)."""
+        from fusechat_utils.io import JsonlError, iter_jsonl
+
+        try:
+            for _ in iter_jsonl(self.path):
+                pass
+        except JsonlError as err:
+            raise SchemaError(f"{self.spec.name} (row {index}): {err}") from None
+        raise AssertionError(f"{self.path}: a line failed to parse here but not in io.iter_jsonl")
+
+    def read_at(self, offsets):
+        """The rows whose lines start at `offsets` (ascending), in that order."""
+        import json
+
+        with open(self.path, "rb") as fh:
+            for offset in offsets:
+                fh.seek(offset)
+                yield json.loads(fh.readline().decode("utf-8"))
 
 
 def check_row(spec: DatasetSpec, row: Any, where: str, index: int, line: str = "") -> None:
@@ -138,10 +183,11 @@ def check_row(spec: DatasetSpec, row: Any, where: str, index: int, line: str = "
 
 
 def load_rows(spec: DatasetSpec, source: str, fixtures_dir: str, split: str):
-    """(rows, where): the dataset's rows from the hub (`source="hub"`) or from its fixture file."""
-    import datasets
-
+    """(rows, where): the dataset's rows from the hub (`source="hub"`: an Arrow-backed `datasets.Dataset`, memory
+    mapped) or from its fixture file (`FixtureRows`, read lazily); neither holds the rows in memory."""
     if source == "hub":
+        import datasets
+
         ds = datasets.load_dataset(spec.hf_id, split=split)
         return ds, f"hub:{spec.hf_id}[{split}]"
     if source != "fixtures":
@@ -151,14 +197,4 @@ def load_rows(spec: DatasetSpec, source: str, fixtures_dir: str, split: str):
     path = Path(fixtures_dir) / spec.fixture_name
     if not path.is_file():
         raise FileNotFoundError(f"{spec.name}: fixture file {path} not found (build it: `fusechat toy-world`)")
-    from fusechat_utils.io import JsonlError, iter_jsonl
-
-    rows = Rows()
-    rows.lines = []
-    try:
-        for lineno, row in iter_jsonl(path):
-            rows.append(row)
-            rows.lines.append(lineno)
-    except JsonlError as err:
-        raise SchemaError(f"{spec.name} (row {len(rows)}): {err}") from None
-    return rows, str(path)
+    return FixtureRows(spec, path), str(path)

@@ -8,7 +8,12 @@ Filters (paper §3.1; how is [U], so the rules here are the kit's, each counted 
 - code sets: keep only prompts with tests (leetcode: parsed from the examples; self-oss: the response's asserts);
 - HelpSteer2 multi-turn prompts (`<extra_id_1>` turn markers) are dropped: the pipeline samples single turns;
 - dedupe on normalized text across all datasets (first dataset in `prompts_datasets` order wins);
-- per-dataset caps after filtering, a seeded random subset.
+- per-dataset caps after these filters, a seeded random subset (`prompts_max_per_dataset`: the toy's final counts;
+  in the paper profiles the pool handed to sampling: the paper's own counts are drawn after pairing, in 04).
+Streaming (`select_dataset`): rows are read lazily, so memory grows with what 01 keeps, not with what it reads:
+dedupe remembers a 16-byte hash of each distinct normalized prompt, a capped dataset 8 bytes per surviving row
+(where it is) and re-reads only the rows its cap keeps, the same rows the in-memory version kept
+(`cap_positions`). benchmarks/bench_prompts_memory.py measures it on OpenMathInstruct-2's schema.
 Bad input (kit rules, counted): an empty or whitespace-only prompt (`empty`); a prompt longer than
 MAX_PROMPT_CHARS (`too_long`: no source could answer it within a 2048-token training length, and one 1 MB prompt
 would stop a vLLM batch hours into sampling); a row whose dataset id (`DatasetSpec.id_column`) was already seen with
@@ -118,30 +123,100 @@ def drop_reason(spec, record: dict[str, Any], cfg: PromptsConfig) -> str | None:
     return None
 
 
-def adapt_dataset(spec, cfg: PromptsConfig) -> tuple[list[dict], dict[str, int]]:
-    """Records kept by the per-dataset filters, and the counts (read, dropped by reason)."""
+def text_key(text: str) -> int:
+    """128-bit hash of normalize(text): what dedupe remembers of a prompt (16 bytes of digest, not the text)."""
+    return int.from_bytes(hashlib.blake2b(normalize(text).encode(), digest_size=16).digest(), "big")
+
+
+def _adapted(spec, row: dict[str, Any], cfg: PromptsConfig) -> dict[str, Any]:
+    return {"dataset": spec.name, "category": spec.category, "language": spec.language, **spec.adapt(row)}
+
+
+def _hinted(spec, row: dict[str, Any], record: dict[str, Any], cfg: PromptsConfig) -> dict[str, Any]:
+    if spec.name == "leetcode" and cfg.prompts_leetcode_signature_hint:
+        signature = re.search(r"def \w+\([^)]*\)", row["python"])
+        record["prompt"] = _with_signature(record["prompt"], signature.group(0) if signature else None)
+    return record
+
+
+def _located(rows):
+    """(row, line suffix, locator) of each row: FixtureRows give byte offsets, anything else its row index."""
+    if hasattr(rows, "located"):
+        yield from rows.located()
+    else:
+        for index, row in enumerate(rows):
+            yield row, "", index
+
+
+def _reread(rows, locators: list[int]):
+    """The rows at `locators` (ascending), again: by byte offset from a fixture file, by index from a hub Dataset."""
+    if hasattr(rows, "read_at"):
+        return rows.read_at(locators)
+    if hasattr(rows, "select"):  # datasets.Dataset: one Arrow take, not one lookup per row
+        return iter(rows.select(locators))
+    return (rows[i] for i in locators)
+
+
+def cap_positions(n: int, cap: int | None, seed: int) -> list[int] | None:
+    """Positions (ascending) of the `cap` rows a seeded subset of `n` keeps; None = all.
+
+    Exactly the rows `DataFrame.sample(n=cap, random_state=seed)` took when 01 held every row in memory (pandas:
+    `RandomState(seed).choice(n, cap, replace=False)` = the first `cap` of `RandomState(seed).permutation(n)`), so
+    the streaming 01 keeps the same prompts as before. Its cost is one int64 per survivor, briefly.
+    """
+    import numpy as np
+
+    if cap is None or n <= cap:
+        return None
+    return sorted(np.random.RandomState(seed).permutation(n)[:cap].tolist())
+
+
+def select_dataset(spec, cfg: PromptsConfig, seen: set[int]) -> tuple[list[dict], dict[str, int]]:
+    """One dataset, streamed: the records it keeps (dedupe against `seen`, updated, then the cap) and its counts.
+
+    Memory is bounded by what it keeps, not by what it reads: the rows are read lazily; dedupe remembers a
+    128-bit hash per distinct prompt (`seen`, across datasets, first in `prompts_datasets` order wins) and the
+    id check one per id; a capped dataset remembers where each surviving row is (8 bytes) and, once the survivors
+    outnumber the cap, re-reads only the rows the cap keeps (`cap_positions`: the same rows as before).
+    """
+    from array import array
+
     split = cfg.prompts_hub_splits.get(spec.name, "train")
     rows, where = load_rows(spec, cfg.prompts_source, cfg.prompts_fixtures_dir, split)
+    cap = cfg.prompts_max_per_dataset.get(spec.name)
     counts = {"read": 0, **{r: 0 for r in REASONS}}
-    kept = []
-    seen_ids: dict[Any, str] = {}
-    for index, row in enumerate(rows):
+    seen_ids: dict[Any, int] = {}
+    kept: list[dict] = []  # the survivors' records while they fit under the cap
+    where_kept = array("q")  # every survivor's locator (byte offset or row index)
+    for index, (row, line, locator) in enumerate(_located(rows)):
         counts["read"] += 1
-        check_row(spec, row, where, index, rows.line_of(index) if hasattr(rows, "line_of") else "")
-        record = {"dataset": spec.name, "category": spec.category, "language": spec.language, **spec.adapt(row)}
+        check_row(spec, row, where, index, line)
+        record = _adapted(spec, row, cfg)
         reason = drop_reason(spec, record, cfg)
         if reason is None and spec.id_column:
             # the same id with the same text is left to the text dedupe ("duplicate"); with other text, first wins
-            text = normalize(record["prompt"])
-            if seen_ids.setdefault(row[spec.id_column], text) != text:
+            key = text_key(record["prompt"])
+            if seen_ids.setdefault(row[spec.id_column], key) != key:
                 reason = "duplicate_id"
         if reason:
             counts[reason] += 1
             continue
-        if spec.name == "leetcode" and cfg.prompts_leetcode_signature_hint:
-            signature = re.search(r"def \w+\([^)]*\)", row["python"])
-            record["prompt"] = _with_signature(record["prompt"], signature.group(0) if signature else None)
-        kept.append(record)
+        record = _hinted(spec, row, record, cfg)
+        key = text_key(record["prompt"])
+        if key in seen:
+            counts["duplicate"] += 1
+            continue
+        seen.add(key)
+        where_kept.append(locator)
+        if cap is None or len(where_kept) <= cap:
+            kept.append(record)
+        elif kept:
+            kept = []  # over the cap: which rows stay is known only at the end; they are re-read then
+    positions = cap_positions(len(where_kept), cap, cfg.prompts_seed)
+    if positions is not None:
+        counts["over_cap"] = len(where_kept) - cap
+        kept = [_hinted(spec, row, _adapted(spec, row, cfg), cfg)
+                for row in _reread(rows, [where_kept[i] for i in positions])]
     return kept, counts
 
 
@@ -149,28 +224,6 @@ def _with_signature(prompt: str, signature: str | None) -> str:
     if not signature or signature in prompt:
         return prompt
     return f"{prompt.rstrip()}\n\nImplement it in Python as `{signature}`."
-
-
-def dedupe_and_cap(records: list[dict], counts: dict[str, dict], cfg: PromptsConfig) -> list[dict]:
-    """Drop duplicates on normalized text (first wins), then cap each dataset with a seeded random subset."""
-    seen: set[str] = set()
-    unique = []
-    for record in records:
-        key = normalize(record["prompt"])
-        if key in seen:
-            counts[record["dataset"]]["duplicate"] += 1
-            continue
-        seen.add(key)
-        unique.append(record)
-    df = pd.DataFrame(unique, columns=sorted({k for r in unique for k in r} | {"dataset"}))
-    out = []
-    for name, group in df.groupby("dataset", sort=False):
-        cap = cfg.prompts_max_per_dataset.get(name)
-        if cap is not None and len(group) > cap:
-            counts[name]["over_cap"] += len(group) - cap
-            group = group.sample(n=cap, random_state=cfg.prompts_seed).sort_index()
-        out.extend(group.to_dict("records"))
-    return out
 
 
 def to_frame(records: list[dict]) -> pd.DataFrame:
@@ -198,14 +251,15 @@ def selection_table(counts: dict[str, dict], df: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(cfg: PromptsConfig) -> dict[str, Any]:
-    """Read, adapt, filter, dedupe, cap; write prompts.parquet and selection.csv into the step folder."""
+    """Read (streamed), adapt, filter, dedupe, cap; write prompts.parquet and selection.csv into the step folder."""
     from fusechat_utils.io import atomic_path, write_parquet
 
-    records, counts = [], {}
+    records, counts, seen = [], {}, set()
     for name in cfg.prompts_datasets:
-        kept, counts[name] = adapt_dataset(DATASETS[name], cfg)
+        kept, counts[name] = select_dataset(DATASETS[name], cfg, seen)
         records.extend(kept)
-    df = to_frame(dedupe_and_cap(records, counts, cfg))
+    del seen
+    df = to_frame(records)
     table = selection_table(counts, df)
     out = cfg.step_dir
     write_parquet(out / "prompts.parquet", df)

@@ -111,8 +111,9 @@ def test_math_best_response_source_without_incorrect_goes_to_sft():
     df = table(rows("m", "math", [("Llama-405B", 0.70), ("Q", 0.60), ("Q", 0.55)], correct=[True, True, False]))
     sft, dpo = build_sets(df)
     assert dpo.empty and sft["source_model"].tolist() == ["Llama-405B"]
-    sft, dpo = build_sets(df, pair_source="best_valid")
+    sft, dpo = build_sets(df, math_pair_source="best_valid")  # the paper profiles' math rule
     assert sft.empty and dpo["source_model"].tolist() == ["Q"]
+    assert build_sets(df, pair_source="best_valid")[1].empty  # pairs_pair_source is the other categories' rule
 
 
 def test_math_bool_dtype_column_from_parquet(tmp_path):

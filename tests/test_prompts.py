@@ -110,3 +110,24 @@ def test_heuristic_flags_code_and_math_in_both_languages():
     assert not looks_like_code_or_math("Plan a four-day family trip to Cairo")
     assert not looks_like_code_or_math("写一首关于春天的诗")
     assert normalize("  Hello,   WORLD! ") == "hello world"
+
+
+def test_streaming_cap_keeps_the_rows_the_in_memory_sample_kept(tmp_path):
+    """01 streams (re-reading only the rows its cap keeps); the subset is DataFrame.sample's, as before streaming."""
+    fx = tmp_path / "fx"
+    fx.mkdir()
+    texts = [f"写一首关于第{i % 300}个春天的诗" for i in range(500)]  # 300 distinct, 200 repeats
+    with open(fx / DATASETS["alpaca_gpt4_zh"].fixture_name, "w") as fh:
+        fh.write("\ufeff")  # a BOM on line 1 is allowed, and the re-read skips it
+        for text in texts:
+            fh.write(json.dumps({"instruction": text, "input": "", "output": "x"}, ensure_ascii=False) + "\n")
+    for cap, seed in ((37, 0), (37, 5), (299, 1), (300, 0), (None, 0)):
+        result = run(config(tmp_path / f"{cap}-{seed}", fx, ["alpaca_gpt4_zh"], prompts_seed=seed,
+                            prompts_max_per_dataset={"alpaca_gpt4_zh": cap}))
+        survivors = pd.DataFrame({"prompt": list(dict.fromkeys(texts))})
+        if cap is not None and len(survivors) > cap:
+            survivors = survivors.sample(n=cap, random_state=seed).sort_index()
+        assert result["prompts"]["prompt"].tolist() == survivors["prompt"].tolist(), (cap, seed)
+        row = result["selection"].iloc[0]
+        assert (row["read"], row["dropped_duplicate"], row["kept"]) == (500, 200, len(survivors))
+        assert row["dropped_over_cap"] == 300 - len(survivors)
