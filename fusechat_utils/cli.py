@@ -1,4 +1,5 @@
-"""Command line: `fusechat run ...` and `fusechat toy-world` (also `python -m fusechat_utils ...`)."""
+"""Command line: `fusechat run ...`, `fusechat sweep ...`, `fusechat toy-world` and `fusechat import-results`
+(also `python -m fusechat_utils ...`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     toy = sub.add_parser("toy-world", help="build the toy world (models, fixtures, benchmarks) if missing")
     toy.add_argument("--out-dir", default="outputs/toy_world")
     toy.add_argument("--force", action="store_true")
+    imp = sub.add_parser("import-results", help="merge numbers computed elsewhere (LiveBench, AlpacaEval, ...) into "
+                         "<run-dir>/07_eval/results.csv; format: fusechat_utils/evaluation/results_import.py")
+    imp.add_argument("--run-dir", required=True, help="the run folder, e.g. outputs/llama3.1-8b")
+    imp.add_argument("file", help="CSV or JSON with model, stage, benchmark, metric, value, n, stderr, source")
     return parser
 
 
@@ -64,6 +69,15 @@ def _toy_world(args) -> int:
     return 0
 
 
+def _import_results(args) -> int:
+    from fusechat_utils.evaluation.results_import import import_results
+
+    rows = import_results(args.run_dir, args.file)
+    print(f"imported {len(rows)} row(s) from {args.file} into {args.run_dir}/07_eval/results.csv")
+    print(rows[["stage", "benchmark", "metric", "value"]].to_string(index=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Errors the user can fix (UserError: params, input files, a busy run folder, a failing notebook) print as
     one line and exit 1; anything else is a bug in the kit and propagates with its traceback."""
@@ -71,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "sweep": _sweep, "toy-world": _toy_world}[args.command](args)
+        return {"run": _run, "sweep": _sweep, "toy-world": _toy_world,
+                "import-results": _import_results}[args.command](args)
     except UserError as err:
         print(f"fusechat {args.command}: {err}", file=sys.stderr)
         return 1

@@ -21,12 +21,69 @@ def run_dir(tmp_path):
     return tmp_path
 
 
-def test_our_table_has_stage_columns_and_an_average_over_complete_rows(run_dir):
+def test_our_table_has_stage_columns_and_marks_the_missing_paper_benchmarks_instead_of_averaging(run_dir):
     table = tables.benchmark_table(run_dir)
     assert list(table.columns) == ["ours: base", "ours: SFT", "ours: SFT+DPO"]
     assert table.loc["GSM8K", "ours: SFT+DPO"] == 58.0
-    # toy_if_winrate has no base/dpo value, so it is left out of the average
-    assert table.loc["Average"].tolist() == [35.0, 38.8, 41.0]
+    # GSM8K and HumanEval are 2 of the paper's 14: no average over that subset, the 12 others are named
+    for cell in table.loc["Average"]:
+        assert cell.startswith("n/a (missing: AlpacaEval-2 (LC %), Arena-Hard (WR %), MT-Bench,")
+        assert "GSM8K" not in cell and "HumanEval" not in cell and "LiveCodeBench 2408-2411" in cell
+    note = table.attrs["note"]
+    assert "exactly these 14 benchmarks" in note and "Shown but not averaged" in note and "toy_if_winrate" in note
+
+
+def _results(tmp_path, benchmarks, stages=("base", "sft", "dpo"), drop=()):
+    rows = [["m", stage, b, "metric", 10.0 * k + i, 10, 1.0] for k, stage in enumerate(stages)
+            for i, b in enumerate(benchmarks) if (stage, b) not in drop]
+    (tmp_path / "07_eval").mkdir(exist_ok=True)
+    pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(tmp_path / "07_eval" / "results.csv", index=False)
+    return tmp_path
+
+
+def test_the_average_is_over_exactly_the_papers_14_benchmarks_when_all_are_there(tmp_path):
+    paper = tables.paper_benchmarks()
+    assert len(paper) == 14 and "Average" not in paper
+    table = tables.benchmark_table(_results(tmp_path, paper + ["toy_math"]), "llama3.1-8b")
+    # values i = 0..13 (+10 per stage); toy_math (i = 14) is shown but not averaged
+    assert table.loc["Average", "ours: base"] == 6.5 and table.loc["Average", "ours: SFT+DPO"] == 26.5
+    assert table.loc["Average", "paper: SFT+DPO"] == 47.3 and table.loc["toy_math", "ours: base"] == 14.0
+    assert "toy_math" in table.attrs["note"]
+
+
+def test_one_missing_benchmark_in_one_stage_is_named_not_averaged_around(tmp_path):
+    paper = tables.paper_benchmarks()
+    table = tables.benchmark_table(_results(tmp_path, paper, drop={("dpo", "LiveBench 0831"), ("dpo", "MBPP")}),
+                                   "qwen2.5-7b")
+    assert table.loc["Average", "ours: SFT+DPO"] == "n/a (missing: LiveBench 0831, MBPP)"
+    assert table.loc["Average", "ours: SFT"] == 16.5
+    assert "ours: SFT+DPO: no average, missing: LiveBench 0831, MBPP." in table.attrs["note"]
+    assert tables.deltas(table).loc["GSM8K"].tolist() == [10.0, 20.0]  # the string Average does not break deltas
+
+
+def test_the_1b_table_averages_the_papers_13_without_livecodebench(tmp_path):
+    thirteen = tables.paper_benchmarks("llama3.2-1b")
+    assert len(thirteen) == 13 and "LiveCodeBench 2408-2411" not in thirteen
+    assert len(tables.paper_benchmarks("llama3.2-3b")) == 14
+    table = tables.benchmark_table(_results(tmp_path, thirteen + ["LiveCodeBench 2408-2411"]), "llama3.2-1b")
+    assert table.loc["Average", "ours: base"] == 6.0  # mean of 0..12; LCB (13) shown, not averaged
+    assert "13 benchmarks" in table.attrs["note"] and "LiveCodeBench 2408-2411" in table.attrs["note"]
+    table = tables.benchmark_table(_results(tmp_path, thirteen[:-1]), "llama3.2-1b")
+    assert table.loc["Average", "ours: base"] == f"n/a (missing: {thirteen[-1]})"
+
+
+def test_a_toy_run_averages_its_toy_benchmarks_but_not_the_win_rate_against_the_base(tmp_path):
+    rows = [["m", s, b, "accuracy", v + k, 4, 1.0] for k, s in enumerate(("base", "sft", "dpo"))
+            for b, v in (("toy_math", 10.0), ("toy_code", 30.0))]
+    rows.append(["m", "sft", "toy_if_winrate", "win_rate_vs_base", 60.0, 4, 5.0])
+    (tmp_path / "07_eval").mkdir()
+    pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(tmp_path / "07_eval" / "results.csv", index=False)
+    table = tables.benchmark_table(tmp_path)
+    assert table.loc["Average"].tolist() == [20.0, 21.0, 22.0]
+    assert "toy_if_winrate" in table.attrs["note"]
+    # beside a paper target too: a run without any paper benchmark keeps its toy average
+    table = tables.benchmark_table(tmp_path, "llama3.2-1b")
+    assert table.loc["Average", "ours: SFT"] == 21.0 and table.loc["Average", "paper: SFT"] == 24.5
 
 
 def test_paper_columns_sit_beside_ours_for_the_chosen_target(run_dir):
@@ -50,7 +107,9 @@ def test_the_analysis_notebook_runs_on_a_results_folder(run_dir, tmp_path):
     out = tmp_path / "out.ipynb"
     papermill.execute_notebook(str(NOTEBOOKS_DIR / "analysis" / "benchmark_tables.ipynb"), str(out),
                                parameters={"run_dir": str(run_dir), "paper_target": "gemma2-9b"}, progress_bar=False)
-    assert "ours: SFT+DPO" in out.read_text()
+    text = out.read_text()
+    assert "ours: SFT+DPO" in text and "Average (ours) over exactly these 14 benchmarks" in text
+    assert "n/a (missing: AlpacaEval-2 (LC %)" in text
 
 
 def test_a_missing_results_file_says_which_step_to_run(tmp_path):

@@ -31,7 +31,7 @@ def run_local(cfg, name: str, stage: str, model: str) -> tuple[list[dict], dict]
         items = [it for it in items if formats.in_window(it)]
     responses = _generate(cfg, model, [it["prompt"] for it in items])
     if name in JUDGED:
-        rows = judge.judge_single(cfg.eval_judge_base_url, cfg.eval_judge_model, items, responses)
+        rows = judge.judge_single(judge.client_for(cfg), None, items, responses)
         scores = [r["score"] for r in rows if r["score"] is not None]
         mean, se = mean_stderr(scores)
         return [result_row(model, stage, name, "score_1_10", mean, len(scores), se)], {name: rows}

@@ -103,6 +103,7 @@ def resume_values(cfg: EvalConfig) -> dict:
 def run(cfg: EvalConfig) -> pd.DataFrame:
     from fusechat_utils import shards
     from fusechat_utils.evaluation.adapters import eval_settings
+    from fusechat_utils.evaluation.results_import import apply_imports
     from fusechat_utils.evaluation.runners import evaluate_stage, toy_winrates
     from fusechat_utils.io import atomic_path, seed_everything, write_json
 
@@ -117,7 +118,7 @@ def run(cfg: EvalConfig) -> pd.DataFrame:
         rows += stage_rows
     seed_everything(cfg.seed)
     rows += toy_winrates(cfg, models, samples)
-    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    table = apply_imports(cfg.step_dir, pd.DataFrame(rows, columns=RESULT_COLUMNS))  # `fusechat import-results`
     with atomic_path(cfg.step_dir / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
     write_json(cfg.step_dir / "eval_settings.json", {**eval_settings(cfg), "models": models, "notes": notes,

@@ -1,6 +1,12 @@
 """The paper's benchmark table for a run: benchmarks x base / SFT / SFT+DPO with the average row, beside the matching
 paper target's columns of `data/paper/benchmarks.csv` (reference only, never a stand-in for our numbers), and a plot
 of the per-benchmark deltas over the base. Usage: `benchmark_table("outputs/toy", "llama3.1-8b")`.
+
+The Average row is over exactly the table's benchmark set (`average_set`): the paper's 14 benchmarks, or the 13 the
+paper reports for the chosen target (no LiveCodeBench for Llama-3.2-1B), as soon as results.csv has any paper
+benchmark; for a run with none at all (toy), every benchmark in results.csv that each stage can have (not the win rates against the base). A stage column
+that lacks any of them shows "n/a (missing: X, Y)" instead of an average over a subset; `table.attrs["note"]`
+(printed by the notebook) says what the average is over and what was left out.
 """
 
 from __future__ import annotations
@@ -33,18 +39,69 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def our_table(results: pd.DataFrame) -> pd.DataFrame:
-    """benchmark x stage (first metric of each benchmark), with an Average row over the benchmarks every stage has."""
+def paper_benchmarks(paper_target: str | None = None) -> list[str]:
+    """The paper's benchmark rows (14), or those the paper reports for `paper_target`'s columns (13 for 1B)."""
+    paper = paper_table("benchmarks").set_index("benchmark").drop(index="Average")
+    if not paper_target:
+        return list(paper.index)
+    if paper_target not in PAPER_COLUMNS:
+        raise ValueError(f"paper_target {paper_target!r}: one of {', '.join(PAPER_COLUMNS)} or None")
+    return list(paper.index[paper[list(PAPER_COLUMNS[paper_target])].notna().any(axis=1)])
+
+
+def average_set(results: pd.DataFrame, paper_target: str | None = None) -> list[str]:
+    """The benchmarks the Average row is over (see the module docstring)."""
+    if set(results.benchmark) & set(paper_benchmarks()):
+        return paper_benchmarks(paper_target)
+    against_base = set(results.loc[results.metric.astype(str).str.endswith("_vs_base"), "benchmark"])
+    return [b for b in dict.fromkeys(results.benchmark) if b not in against_base]
+
+
+def missing_label(missing: list[str]) -> str:
+    return f"n/a (missing: {', '.join(missing)})"
+
+
+def our_table(results: pd.DataFrame, benchmarks: list[str] | None = None, decimals: int | None = None
+              ) -> pd.DataFrame:
+    """benchmark x stage (first metric of each benchmark), with an Average row over `benchmarks` (default:
+    `average_set(results)`): a number where a stage has every one of them, else "n/a (missing: ...)"."""
     first = results.drop_duplicates(["stage", "benchmark"])
     wide = first.pivot(index="benchmark", columns="stage", values="value")
     wide = wide[[s for s in STAGES if s in wide.columns]].rename(columns=lambda s: f"ours: {STAGES[s]}")
     order = list(dict.fromkeys(first.benchmark))
-    wide = wide.loc[order]
-    wide.loc["Average"] = wide.dropna().mean()
+    wide = wide.loc[order].astype(float)
+    benchmarks = average_set(results) if benchmarks is None else list(benchmarks)
+    average = {}
+    for col in wide.columns:
+        have = wide[col].dropna()
+        missing = [b for b in benchmarks if b not in have.index]
+        average[col] = have.loc[benchmarks].mean() if benchmarks and not missing else missing_label(missing or ["all"])
+    if decimals is not None:
+        wide = wide.round(decimals)
+        average = {c: round(v, decimals) if isinstance(v, float) else v for c, v in average.items()}
+    wide = wide.astype(object)
+    wide.loc["Average"] = pd.Series(average, dtype=object)
+    wide.attrs["note"] = average_note(wide, benchmarks)
     return wide
 
 
+def average_note(table: pd.DataFrame, benchmarks: list[str]) -> str:
+    """What the Average row of our columns is over, which stages lack a benchmark, what is shown but not averaged."""
+    ours = [c for c in table.columns if c.startswith("ours: ")]
+    lines = [f"Average (ours) over exactly these {len(benchmarks)} benchmarks: {', '.join(benchmarks)}."]
+    for col in ours:
+        val = table.loc["Average", col] if "Average" in table.index else None
+        if isinstance(val, str):
+            lines.append(f"{col}: no average, {val.removeprefix('n/a ').strip('()')}.")
+    extra = [b for b in table.index if b != "Average" and b not in benchmarks and
+             any(pd.notna(table.loc[b, c]) for c in ours)]
+    if extra:
+        lines.append(f"Shown but not averaged (not in this table's set): {', '.join(extra)}.")
+    return "\n".join(lines)
+
+
 def paper_columns(paper_target: str | None) -> pd.DataFrame:
+    """The paper target's base / SFT / SFT+DPO columns (its own Average row included)."""
     if not paper_target:
         return pd.DataFrame()
     if paper_target not in PAPER_COLUMNS:
@@ -55,26 +112,32 @@ def paper_columns(paper_target: str | None) -> pd.DataFrame:
 
 
 def benchmark_table(run_dir: str | Path, paper_target: str | None = None) -> pd.DataFrame:
-    """Our run's table; with a paper target, the paper's rows and columns beside it (outer join on benchmark)."""
-    ours = our_table(load_results(run_dir)).round(1)  # the paper's own values keep their precision (MT-Bench)
+    """Our run's table; with a paper target, the paper's rows and columns beside it (outer join on benchmark).
+    The Average row: see `our_table`; `table.attrs["note"]` says what it is over."""
+    results = load_results(run_dir)
     paper = paper_columns(paper_target)
+    benchmarks = average_set(results, paper_target)
+    ours = our_table(results, benchmarks, decimals=1)  # the paper's own values keep their precision (MT-Bench)
     if paper.empty:
         return ours
     table = ours.join(paper, how="outer")
     order = [b for b in ours.index if b != "Average"] + [b for b in paper.index if b not in ours.index and
                                                          b != "Average"] + ["Average"]
-    return table.loc[order]
+    table = table.loc[order]
+    table.attrs["note"] = average_note(table, benchmarks)
+    return table
 
 
 def deltas(table: pd.DataFrame, source: str = "ours") -> pd.DataFrame:
     """Per benchmark: SFT - base and SFT+DPO - base, for `source` ('ours' or 'paper')."""
+    table = table.drop(index="Average", errors="ignore")
     base = table.get(f"{source}: base")
     out = {}
     for stage in ("SFT", "SFT+DPO"):
         col = f"{source}: {stage}"
         if base is not None and col in table:
-            out[f"{stage} - base"] = table[col] - base
-    return pd.DataFrame(out).drop(index="Average", errors="ignore").dropna(how="all")
+            out[f"{stage} - base"] = pd.to_numeric(table[col]) - pd.to_numeric(base)
+    return pd.DataFrame(out, index=table.index).dropna(how="all")
 
 
 def plot_deltas(table: pd.DataFrame, ax=None):
