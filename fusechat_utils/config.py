@@ -1,10 +1,17 @@
 """Typed, strict parameters: profile YAML files -> step config dataclasses.
 
-A profile is a folder `params/<name>/` of flat YAML files: `common.yaml` (keys several steps share) and one
-file per step (`01_prompts.yaml`, ...). Each step module defines a `@dataclass` subclass of `StepConfig`
-whose fields are exactly the keys of that step's notebook `parameters` cell. Precedence:
-dataclass defaults < profile files < `--set key=value` overrides. Unknown keys and wrong types are errors
-that name the key and the file.
+The config dataclasses (one `StepConfig` subclass per step, in the step's module) are the one source of the
+parameters: their fields are exactly the keys of the step's notebook `parameters` cell, and their defaults are the
+toy profile's values. The notebooks' `parameters` cells and `params/toy/` are written from them
+(`python -m fusechat_utils.defaults --write`; `--check` and tests/test_params.py fail when they drift).
+
+A profile is a folder `params/<name>/` of flat YAML files with flat, step-prefixed keys (`dpo_beta`, `sft_...`):
+`common.yaml` (keys several steps share), one file per step (`01_prompts.yaml`, ...; only that step's keys), or
+any other name (any known key). One file may name a `base:` profile (a name under params/, a folder, or
+`defaults`: the dataclass defaults) whose values the profile's own files override key by key: the paper targets
+are short overlays on `params/paper/`. Precedence: base chain < the profile's own files < `--set key=value`.
+Unknown keys, keys set twice in one profile's files, missing keys and wrong types are errors that name the key and
+the file.
 """
 
 from __future__ import annotations
@@ -204,6 +211,9 @@ def check_local_paths(values: Mapping[str, Any], source) -> None:
 # --------------------------------------------------------------------------------------------------------------
 # profiles
 
+BASE_KEY = "base"
+DEFAULTS = "defaults"  # `base: defaults`: the config dataclasses' defaults (the toy profile's values)
+
 
 def profile_dir(profile: str | Path) -> Path:
     """`toy` -> params/toy/; a path to a folder is taken as it is (a user's own profile)."""
@@ -227,75 +237,155 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_profile_files(profile: str | Path) -> dict[str, dict[str, Any]]:
-    """{file stem: {key: value}} for every YAML file of the profile, checked for keys defined twice."""
-    folder = profile_dir(profile)
+def _read_profile(folder: Path) -> tuple[dict[str, dict[str, Any]], tuple[str, Any] | None]:
+    """A profile folder's own files ({stem: {key: value}}, `base` taken out) and its `base:` as (file, value)."""
     files = {p.stem: read_yaml(p) for p in sorted(folder.glob("*.yaml"))}
     seen: dict[str, str] = {}
+    base = None
     for stem, data in files.items():
         for key in data:
             if key in seen:
                 raise ParamError(f"{folder / (stem + '.yaml')}: key '{key}' is already set in {seen[key]}.yaml")
             seen[key] = stem
-    return files
+        if BASE_KEY in data:
+            base = (str(folder / f"{stem}.yaml"), data.pop(BASE_KEY))
+    return files, base
+
+
+def load_profile_files(profile: str | Path) -> dict[str, dict[str, Any]]:
+    """{file stem: {key: value}} for every YAML file of the profile itself (not its base), checked for keys defined
+    twice; the `base:` key is not among them (profile_layers follows it)."""
+    return _read_profile(profile_dir(profile))[0]
+
+
+@dataclasses.dataclass
+class Layer:
+    """One profile of a `base:` chain: its folder and own files; `folder` None is the config dataclasses' defaults
+    (`files` then holds {config class name: its defaults})."""
+
+    folder: Path | None
+    files: dict[str, dict[str, Any]]
+
+    def file(self, stem: str) -> str:
+        return f"{stem} default" if self.folder is None else str(self.folder / f"{stem}.yaml")
+
+
+def dataclass_defaults() -> dict[str, dict[str, Any]]:
+    """{config class name: {field: default}} of every step, in step order."""
+    from fusechat_utils.steps import STEPS, config_class
+
+    return {config_class(s).__name__: dataclasses.asdict(config_class(s)()) for s in STEPS}
+
+
+def _base_folder(value: Any, where: str, folder: Path) -> Path | None:
+    """The folder `base: value` names (None: the dataclass defaults): a profile name under params/, or a path
+    (absolute, or relative to the profile's folder)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ParamError(f"{where}: key '{BASE_KEY}' must be a profile name, a path to a profile folder or "
+                         f"'{DEFAULTS}', got {value!r}", [BASE_KEY])
+    if value == DEFAULTS:
+        return None
+    if "/" in value or "\\" in value or value.startswith((".", "~")):
+        path = (folder / Path(value).expanduser()).resolve()
+        if not path.is_dir():
+            raise ParamError(f"{where}: base '{value}' is not a folder ({path})", [BASE_KEY])
+        return path
+    try:
+        return profile_dir(PARAMS_DIR / value)
+    except ParamError:
+        known = sorted(p.name for p in PARAMS_DIR.iterdir() if p.is_dir() and p.name != "accelerate")
+        raise ParamError(f"{where}: base '{value}' is not a profile: no folder {PARAMS_DIR / value} (known: "
+                         f"{', '.join(known)}, or '{DEFAULTS}')", [BASE_KEY]) from None
+
+
+def profile_layers(profile: str | Path) -> list[Layer]:
+    """The profile and its `base:` chain, root first. A profile without `base:` is the root and sets every key
+    itself; `base: defaults` ends the chain on the config dataclasses' defaults."""
+    chain: list[Layer] = []
+    folder: Path | None = profile_dir(profile)
+    seen: list[Path] = []
+    while folder is not None:
+        if folder.resolve() in seen:
+            names = " -> ".join(str(f) for f in [*seen, folder.resolve()])
+            raise ParamError(f"{chain[-1].folder}: base makes a cycle: {names}", [BASE_KEY])
+        seen.append(folder.resolve())
+        files, base = _read_profile(folder)
+        chain.append(Layer(folder, files))
+        if base is None:
+            break
+        folder = _base_folder(base[1], base[0], folder)
+        if folder is None:
+            chain.append(Layer(None, dataclass_defaults()))
+    return chain[::-1]
 
 
 def load_profile(profile: str | Path, overrides: Mapping[str, Any] | None = None,
                  steps: list[str] | None = None) -> dict[str, Any]:
     """Merged, checked params of a profile, with overrides applied (each must be a known key).
 
-    Checks, each an error naming the key and its file (or `--set`): unknown keys (in any file, common.yaml too),
-    wrong types, impossible values (each step's config is built: its __post_init__ checks ranges and keys that
-    depend on each other). With `steps`, the local model paths those steps read must exist (hub ids pass).
+    A profile's files may name a `base:` (a profile name, a folder, or `defaults`: the config dataclasses'
+    defaults); its own files override the base's values, key by key. A key set in two files of one profile is an
+    error; without `base:` a profile must set every key. Checks, each an error naming the key and the file that set
+    it (or `--set`): unknown keys (in any file, common.yaml and the bases' files too), wrong types, impossible
+    values (each step's config is built: its __post_init__ checks ranges and keys that depend on each other). With
+    `steps`, the local model paths those steps read must exist (hub ids pass). The result is ordered as the steps'
+    config fields (flat, prefixed keys: what the notebooks' `parameters` cells and `--set` take).
     """
     from fusechat_utils.steps import STEPS, config_class
 
     folder = profile_dir(profile)
-    files = load_profile_files(folder)
-    merged = {k: v for data in files.values() for k, v in data.items()}
+    layers = profile_layers(folder)
+    origin: dict[str, tuple[Layer, str]] = {}
+    for layer in layers:
+        for stem, data in layer.files.items():
+            for key in data:
+                origin[key] = (layer, stem)
+    classes = {step: config_class(step) for step in STEPS}
+    order = list(dict.fromkeys(f.name for cls in classes.values() for f in dataclasses.fields(cls)))
+    all_fields = set(order)
+    merged = {k: origin[k][0].files[origin[k][1]][k] for k in order if k in origin}
     overrides = dict(overrides or {})
     for key, value in overrides.items():
-        if key not in merged:
+        if key not in all_fields:
             raise ParamError(f"--set {key}: unknown key for profile {folder} (see {folder}/*.yaml)")
         merged[key] = value
 
     def where(key: str) -> str:
-        return "--set" if key in overrides else str(folder / f"{_file_of(files, key)}.yaml")
+        if key in overrides:
+            return "--set"
+        layer, stem = origin[key]
+        return layer.file(stem)
 
-    all_fields: set[str] = set()
-    for step in STEPS:
-        cls = config_class(step)
+    for step, cls in classes.items():
         fields = {f.name for f in dataclasses.fields(cls)}
-        all_fields |= fields
-        step_keys = files.get(step, {})
-        unknown = set(step_keys) - fields
-        if unknown:
-            raise ParamError(f"{folder / (step + '.yaml')}: unknown key(s) {sorted(unknown)} for {cls.__name__}")
+        for layer in layers[::-1]:
+            unknown = set(layer.files.get(step, {})) - fields if layer.folder is not None else set()
+            if unknown:
+                raise ParamError(f"{layer.file(step)}: unknown key(s) {sorted(unknown)} for {cls.__name__}")
         for key in fields & merged.keys():
             check_types(cls, {key: merged[key]}, source=where(key))
-    for stem, data in files.items():
-        unknown = set(data) - all_fields
-        if unknown:
-            raise ParamError(f"{folder / (stem + '.yaml')}: unknown key(s) {sorted(unknown)} (no step uses them)")
-    for step in STEPS:
-        cls = config_class(step)
+    for layer in layers[::-1]:
+        for stem, data in layer.files.items():
+            unknown = set(data) - all_fields
+            if unknown:
+                raise ParamError(f"{layer.file(stem)}: unknown key(s) {sorted(unknown)} (no step uses them)")
+    missing = [k for k in order if k not in merged]
+    if missing:
+        raise ParamError(f"{folder}: no value for key(s) {missing}: set them, or name a `{BASE_KEY}:` that does "
+                         f"(`{BASE_KEY}: {DEFAULTS}` takes the config dataclasses' defaults)", missing)
+    for step, cls in classes.items():
         fields = [f.name for f in dataclasses.fields(cls)]
         try:
-            cls(**{k: merged[k] for k in fields if k in merged})
+            cls(**{k: merged[k] for k in fields})
         except ValueError as err:
-            given = [k for k in fields if k in merged]
             keys = [k for k in getattr(err, "keys", ()) if k in merged] or \
-                [k for k in given if re.search(rf"\b{k}\b", str(err))] or given
+                [k for k in fields if re.search(rf"\b{k}\b", str(err))] or fields
             origins = ", ".join(dict.fromkeys(where(k) for k in keys))
             raise ParamError(f"{origins}: {err}", keys) from None
     for step in steps or ():
-        fields = {f.name for f in dataclasses.fields(config_class(step))}
-        check_local_paths({k: merged[k] for k in fields if k in merged}, source=where)
+        fields = {f.name for f in dataclasses.fields(classes[step])}
+        check_local_paths({k: merged[k] for k in fields}, source=where)
     return merged
-
-
-def _file_of(files: Mapping[str, Mapping[str, Any]], key: str) -> str:
-    return next(stem for stem, data in files.items() if key in data)
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -348,11 +348,10 @@ PATH_CASES = [
 
 @pytest.fixture
 def paper_copy(tmp_path):
-    folder = tmp_path / "paper"
-    folder.mkdir()
-    for f in (PARAMS_DIR / "llama3.1-8b").glob("*.yaml"):
-        (folder / f.name).write_text(f.read_text())
-    return folder
+    """llama3.1-8b (an overlay on params/paper/) as one self-contained folder: every key in its step's file."""
+    from fusechat_utils.defaults import write_flat_profile
+
+    return write_flat_profile("llama3.1-8b", tmp_path / "paper")
 
 
 @pytest.mark.parametrize("stem,key,value,label", PATH_CASES, ids=[c[2] if isinstance(c[2], str) else c[1]
