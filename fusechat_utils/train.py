@@ -22,8 +22,8 @@ from typing import ClassVar
 from fusechat_utils.config import SeededStepConfig, invalid
 from fusechat_utils.io import seed_everything, write_json
 from fusechat_utils.train_launch import (
-    SampleLog, grad_accumulation, history_frame, last_checkpoint, launch, needs_launch, peak_memory, plot_history,
-    prepare_resume, world_size,
+    SampleLog, checkpoint_step, grad_accumulation, history_frame, launch, needs_launch, peak_memory, plot_history,
+    prepare_resume, resume_point, world_size,
 )
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -136,9 +136,9 @@ def sft_dataset(path):
     return Dataset.from_list(rows)
 
 
-def finish(cfg, trainer, started: float, plot_keys: list[str], extra: dict) -> dict:
+def finish(cfg, trainer, started: float, plot_keys: list[str], extra: dict, resumed_step: int = 0) -> dict:
     """Save the model + tokenizer, metrics.json and plots (main process); return what the notebook shows."""
-    hist = trainer.state.log_history
+    hist = whole_run_log(trainer.state.log_history, resumed_step)
     losses = [r["loss"] for r in hist if "loss" in r]
     metrics = {
         "steps": trainer.state.global_step, "train_loss_first": losses[0] if losses else None,
@@ -153,6 +153,24 @@ def finish(cfg, trainer, started: float, plot_keys: list[str], extra: dict) -> d
     return {"metrics": metrics, "log": history_frame(hist)}
 
 
+def whole_run_log(hist: list[dict], resumed_step: int) -> list[dict]:
+    """The log as one uninterrupted run would have written it. After a resume from `resumed_step`, transformers
+    averages its end-of-training `train_loss` over the steps since the resume only, and TRL restarts its running
+    `num_tokens` from 0: both are recomputed over the whole run, so a killed and resumed run logs what the same run
+    uninterrupted logs (tests/test_kill_resume.py)."""
+    offset = max((r["num_tokens"] for r in hist if "num_tokens" in r and r.get("step", 0) <= resumed_step),
+                 default=0) if resumed_step else 0
+    hist = [{**r, "num_tokens": r["num_tokens"] + offset} if "num_tokens" in r and r.get("step", 0) > resumed_step
+            else r for r in hist]
+    logged = [(r["step"], r["loss"]) for r in hist if "loss" in r]
+    if not logged:
+        return hist
+    total, prev = 0.0, 0
+    for step, loss in logged:  # each logged loss is the mean over its logging interval
+        total, prev = total + loss * (step - prev), step
+    return [{**r, "train_loss": total / prev} if "train_loss" in r else r for r in hist]
+
+
 def train_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
     from trl import SFTConfig, SFTTrainer
 
@@ -165,12 +183,15 @@ def train_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
     args = SFTConfig(**trainer_args(cfg, "sft_"))
     trainer = SFTTrainer(model=load_causal_lm(cfg.target_model), args=args, train_dataset=data,
                          processing_class=tok, callbacks=callbacks)
-    trainer.data_collator = SampleLog(trainer.data_collator, cfg.step_dir / "samples", "input_ids")
-    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    resume = resume_point(args.output_dir)
+    trainer.data_collator = SampleLog(trainer.data_collator, cfg.step_dir / "samples", "input_ids",
+                                      (checkpoint_step(resume) or 0) * args.gradient_accumulation_steps)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(cfg.step_dir / "model"))
     if trainer.is_world_process_zero():
         tok.save_pretrained(str(cfg.step_dir / "model"))
-    return finish(cfg, trainer, started, ["loss", "learning_rate"], {"examples": len(data)})
+    return finish(cfg, trainer, started, ["loss", "learning_rate"], {"examples": len(data)},
+                  checkpoint_step(resume) or 0)
 
 
 def run_sft(cfg: SFTStepConfig, callbacks=None) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fusechat_utils.io import seed_everything, write_json
 from fusechat_utils.train import finish, trainer_args
-from fusechat_utils.train_launch import last_checkpoint
+from fusechat_utils.train_launch import checkpoint_step, last_checkpoint, resume_point
 
 PLOT_KEYS = ["loss", "rewards/margins", "rewards/accuracies", "eval_loss", "eval_rewards/accuracies"]
 
@@ -96,7 +96,8 @@ def train_dpo(cfg, callbacks=None) -> dict:
     ref = load_causal_lm(sft_dir).eval().requires_grad_(False)
     trainer = DPOTrainer(model=load_causal_lm(sft_dir), ref_model=ref, args=args, train_dataset=train_set,
                          eval_dataset=eval_set, processing_class=tok, callbacks=callbacks)
-    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    resume = resume_point(args.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
     ensure_final_checkpoint(trainer)
     choice = select_checkpoint(trainer, eval_set)
     trainer.save_model(str(cfg.step_dir / "model"))
@@ -105,4 +106,4 @@ def train_dpo(cfg, callbacks=None) -> dict:
         write_json(cfg.step_dir / "checkpoint_choice.json", choice)
     extra = {"pairs_train": len(train_set), "pairs_eval": len(eval_set) if eval_set else 0,
              "checkpoint_choice": choice, "reference": sft_dir, "target_model": cfg.target_model}
-    return finish(cfg, trainer, started, PLOT_KEYS, extra)
+    return finish(cfg, trainer, started, PLOT_KEYS, extra, checkpoint_step(resume) or 0)

@@ -96,11 +96,17 @@ class SampleLog:
     Lets a test check that N processes consumed the same examples per optimizer step as one process.
     """
 
-    def __init__(self, collator, folder: Path, key: str):
-        self.collator, self.key, self.calls = collator, key, 0
+    def __init__(self, collator, folder: Path, key: str, resumed_calls: int = 0):
+        """`resumed_calls`: batches this rank consumed before the checkpoint a run resumes from; their lines are
+        kept (and later ones, from the killed run, dropped), so a resumed run logs each batch once."""
+        self.collator, self.key, self.calls = collator, key, resumed_calls
         self.path = Path(folder) / SAMPLE_LOG.format(rank=rank())
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
+        kept = []
+        if resumed_calls and self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines(keepends=True)
+                    if line.endswith("\n") and json.loads(line)["call"] < resumed_calls]
+        self.path.write_text("".join(kept))
 
     def __call__(self, examples):
         hashes = [hashlib.sha1(json.dumps(list(map(int, ex[self.key]))).encode()).hexdigest()[:12] for ex in examples]
@@ -121,9 +127,45 @@ def read_sample_logs(folder: Path, accumulation: int) -> list[set[str]]:
 
 
 def last_checkpoint(folder: Path) -> str | None:
-    """The newest `checkpoint-N` under folder (resume point), or None."""
+    """The newest complete `checkpoint-N` under folder (resume point), or None.
+
+    transformers writes a checkpoint folder in place and its `trainer_state.json` last, so a run killed while
+    saving leaves a folder without a readable one: that folder is not a resume point.
+    """
     ckpts = sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
+    complete = [p for p in ckpts if checkpoint_step(p) is not None]
+    return str(complete[-1]) if complete else None
+
+
+def resume_point(folder: Path) -> str | None:
+    """The checkpoint a killed run resumes from: the newest complete one saved before the run's last step.
+
+    A checkpoint saved at the last step is passed over (the previous one is retrained from): transformers resumed
+    there still runs one more optimizer step past max_steps, and the log's end-of-training entry is only written by
+    the training loop. Retraining that last stretch gives the same weights and log (on CPU bit for bit:
+    tests/test_kill_resume.py).
+    """
+    ckpts = sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    for path in reversed(ckpts):
+        state = _trainer_state(path)
+        if state is not None and state.get("global_step", 0) < state.get("max_steps", 0):
+            return str(path)
+    return None
+
+
+def _trainer_state(path: Path) -> dict | None:
+    try:
+        return json.loads((Path(path) / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def checkpoint_step(path: str | Path | None) -> int | None:
+    """The optimizer step a checkpoint was saved at (its trainer_state.json), None when unreadable or absent."""
+    try:
+        return int(json.loads((Path(path) / "trainer_state.json").read_text())["global_step"])
+    except (TypeError, OSError, ValueError, KeyError):
+        return None
 
 
 def prepare_resume(cfg, prefix: str) -> str | None:

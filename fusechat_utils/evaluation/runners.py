@@ -21,7 +21,17 @@ from fusechat_utils.evaluation import humaneval, toy, winrate
 from fusechat_utils.evaluation.adapters import BENCHMARKS, NotRunHere, run_paper_benchmark
 from fusechat_utils.evaluation.generate import generate_chat
 from fusechat_utils.evaluation.step import PARTS, proportion_row, result_row
-from fusechat_utils.io import hash_path, read_json, read_jsonl, seed_everything, write_jsonl
+from fusechat_utils.io import hash_obj, hash_path, read_json, read_jsonl, seed_everything, write_jsonl
+
+
+def model_hash(model: str) -> str | None:
+    """Content hash of a local model folder (None for a hub id), without training_args.bin: that pickle records
+    the trainer's paths, not the model, and would make the same weights trained in two run folders differ."""
+    path = Path(model)
+    if not path.exists():
+        return None
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "training_args.bin")
+    return hash_obj({p.relative_to(path).as_posix(): hash_path(p) for p in files})
 
 
 def generate_for(cfg, model: str, prompts: list[str]) -> list[str]:
@@ -66,7 +76,7 @@ def run_benchmark(cfg, bench: str, stage: str, model: str):
 def stage_parts(cfg, stage: str, model: str) -> Path:
     """parts/<stage>/, whose committed parts belong to this model (path + content); stale ones are moved aside."""
     folder = Path(cfg.step_dir) / PARTS / shards._safe(stage)
-    values = {"stage": stage, "model": model, "model_hash": hash_path(model) if Path(model).exists() else None}
+    values = {"stage": stage, "model": model, "model_hash": model_hash(model)}
     return shards.resume_guard(folder, values, "model.json", inputs=("model_hash",), what="committed results")
 
 

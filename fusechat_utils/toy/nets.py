@@ -46,8 +46,11 @@ SOURCES = [
     Spec("src-gemma2", "gemma2", GEMMA, ("<pad>", "<bos>", "<end_of_turn>", "<start_of_turn>"), 380, 64, 2, 1),
     Spec("src-mistral", "mistral", MISTRAL, ("<pad>", "<s>", "</s>", "[INST]", "[/INST]"), 450, 64, 2, 1),
 ]
+# The target is h128 (2 heads): at h64 (106k params) it learned held-out addition from the SFT set on some seeds only
+# (3.1 / 39.5 / 54.9 % for seeds 0-2; 50 % even on the SFT set's own math prompts), at h128 on seeds 0-2
+# (68.5 / 67.3 / 48.1 % after 1200 steps). Few pre-training steps keep it weak at the start (Recipe.target_steps).
 TARGET_SPEC = Spec("target", "qwen3", TARGET, ("<|pad|>", "<|bos|>", "<|end|>", "<|user|>", "<|assistant|>"), 360,
-                   64, 2, 1)
+                   128, 2, 2)
 REWARD_SPEC = Spec("reward", "llama", REWARD, ("<|pad|>", "<|bos|>", "<|end|>", "<|user|>", "<|assistant|>"), 400,
                    hidden=64, heads=1)
 
