@@ -44,11 +44,11 @@ demo: venv
 
 # Tests write only into temporary folders (and build the toy world into outputs/toy_world if it is missing).
 test: venv vllm-venv
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest tests -p no:cacheprovider --durations=25
 
 # The inner loop: unit tests, no toy pipeline, no vLLM.
 test-fast: venv
-	$(PY) -m pytest tests -p no:cacheprovider -m "not slow and not vllm"
+	$(PY) -m pytest tests -p no:cacheprovider -m "not slow and not vllm" --durations=15
 
 # The paper's open questions as a sweep over 3 seeds: same- vs cross-source pairs, LN-DPO vs plain DPO,
 # leave-one-source-out (SFT only vs SFT+DPO is the sft/dpo stage pair of every run).
