@@ -165,7 +165,7 @@ def cache_entry(step: str, fingerprint: str) -> Path:
     return root / f"{step}-{fingerprint[:32]}"
 
 
-def reuse(step: str, fingerprint: str, step_dir: Path, params: dict[str, Any]) -> bool:
+def reuse(step: str, fingerprint: str, step_dir: Path, params: dict[str, Any]) -> Path | None:
     """Copy the outputs of an identical step from another run: same fingerprint, outputs still as recorded there.
 
     Sweeps hit this all the time: ablation variants that differ only in 04_pairs share 01-03 of their seed.
@@ -173,16 +173,16 @@ def reuse(step: str, fingerprint: str, step_dir: Path, params: dict[str, Any]) -
     entry = cache_entry(step, fingerprint)
     source = Path(entry.read_text()) if entry.is_file() else None
     if source is None or source == step_dir.resolve() or not (source / MANIFEST).is_file():
-        return False
+        return None
     manifest = read_json(source / MANIFEST)
     if manifest.get("fingerprint") != fingerprint or outputs_reason(manifest, source) is not None:
-        return False
+        return None
     shutil.rmtree(step_dir, ignore_errors=True)
     # A copy, not hard links: trainers rewrite checkpoint files in place, which would change both runs. copy2 keeps
     # mtimes, which the hashes of files above io.HASH_CONTENT_LIMIT use.
     shutil.copytree(source, step_dir)
     write_json(step_dir / MANIFEST, {**manifest, "params": params, "reused_from": str(source)})
-    return True
+    return source
 
 
 def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta: dict) -> StepResult:
@@ -195,8 +195,9 @@ def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta
     reason = "--force" if force else stale_reason(manifest, parts, step_dir)
     if reason is None:
         return StepResult(step, "skipped", 0.0, out_nb)
-    if not force and reuse(step, fingerprint, step_dir, params):
-        return StepResult(step, "reused", 0.0, out_nb, reason)
+    source = None if force else reuse(step, fingerprint, step_dir, params)
+    if source is not None:
+        return StepResult(step, "reused", 0.0, out_nb, f"{reason}; identical step copied from {source}")
     step_dir.mkdir(parents=True, exist_ok=True)
     manifest_path.unlink(missing_ok=True)  # a failed re-run must not look finished
     started = time.time()

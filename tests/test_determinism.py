@@ -41,6 +41,7 @@ def small_world(tmp_path_factory):
     return build(tmp_path_factory.mktemp("det") / "world", recipe=SMALL)
 
 
+@pytest.mark.slow
 def test_two_builds_of_the_toy_world_are_identical(small_world, tmp_path, monkeypatch):
     # another hash seed in the workers (set/dict order of str keys) and a CPU-burning neighbour (load)
     monkeypatch.setenv("PYTHONHASHSEED", "12345")
@@ -111,6 +112,7 @@ def run_pipeline(profile: Path, run_dir: Path, cache: Path, *extra: str, steps: 
     return artifacts(run_dir)
 
 
+@pytest.mark.slow
 def test_sampling_twice_gives_identical_samples_and_another_sample_seed_other_ones(small_world, tmp_path):
     """01-02 twice with the same seeds: the same bytes; sample_seed=1: other samples. The whole pipeline twice
     (03-07 too, across run folders and step caches, one run killed and resumed at 14 points) is compared file

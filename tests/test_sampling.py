@@ -76,6 +76,7 @@ def test_schema_counts_and_reference_rows(tmp_path, sources):
     assert set(df[df.category == "chinese"].source_model) == {"src-qwen2"}
 
 
+@pytest.mark.slow
 def test_same_seed_same_output_other_seed_differs(tmp_path, sources):
     write_prompts(tmp_path / "a")
     write_prompts(tmp_path / "b")
@@ -93,6 +94,7 @@ def test_seeds_follow_the_authors_list():
     assert seeds[:5] == [16, 24, 45, 82, 103] and len(set(seeds)) == 8
 
 
+@pytest.mark.slow
 def test_shards_cover_every_prompt_exactly_once_and_merge(tmp_path, sources):
     prompts = write_prompts(tmp_path, n=8)
     ids = [f"id-{i}" for i in range(1000)]

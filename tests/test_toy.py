@@ -47,6 +47,7 @@ def test_fixtures_have_the_real_schemas_and_the_rows_to_drop(tmp_path):
     assert {"Math", "Coding & Debugging"} <= {r["task_category"] for r in magpie}
 
 
+@pytest.mark.slow
 def test_a_tiny_world_builds_reloads_and_is_cached(tmp_path):
     out = build(tmp_path / "world", recipe=TINY)
     manifest = read_json(out / "manifest.json")
