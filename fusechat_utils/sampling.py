@@ -217,19 +217,7 @@ RESUME_FILE = "sampling_params.json"
 
 def check_resume_params(cfg: SampleConfig, chunk_dir: Path) -> None:
     """Chunks are resumed only under the params they were sampled with; a change is an error naming the keys."""
-    wanted = json.loads(json.dumps({k: getattr(cfg, k) for k in RESUME_KEYS}))
-    path = chunk_dir / RESUME_FILE
-    if not path.exists():
-        chunk_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(wanted, indent=1, sort_keys=True))
-        return
-    had = json.loads(path.read_text())
-    changed = [k for k in RESUME_KEYS if had.get(k) != wanted[k]]
-    if changed:
-        was = ", ".join(f"{k}={had.get(k)!r}" for k in changed)
-        now = ", ".join(f"{k}={wanted[k]!r}" for k in changed)
-        raise ValueError(f"{chunk_dir}: its committed chunks were sampled with {was}; this run has {now}. Move or "
-                         "delete that folder to sample again with the new values (nothing was changed)")
+    shards.resume_guard(chunk_dir, {k: getattr(cfg, k) for k in RESUME_KEYS}, RESUME_FILE)
 
 
 def sample_source(cfg: SampleConfig, src: dict, units: pd.DataFrame, chunk_dir: Path) -> None:

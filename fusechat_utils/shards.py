@@ -1,14 +1,14 @@
 """Shards, resumable chunk files and the final merge for 02_sampling; the commit helpers 03 and 07 resume with.
 
 Usage: `shard_of(prompt_id, 4)`, `write_chunk(dir, rows)`, `done_units(dir)`, `merge_shards(step_dir)`;
-`resume_guard(dir, values, "params.json")` before committing work into `dir`, `write_parquet_atomic`,
-`write_json_atomic` for each committed piece (03_scoring's blocks, 07_eval's (stage, benchmark) parts).
+`resume_guard(dir, values, "params.json")` before committing work into `dir` (02's chunks, 03_scoring's
+blocks, 07_eval's (stage, benchmark) parts), each piece written with `write_parquet_atomic` or `io.write_json`.
 
 Layout under `<run_dir>/02_sampling/`:
   chunks/shard-<i>-of-<n>/expected.parquet   the (prompt_id, source_model, n_samples) units this shard owes
   chunks/shard-<i>-of-<n>/<source>-<k>.parquet one committed batch of responses (written tmp + os.replace)
   responses.parquet                           the merged, deduplicated, complete result
-Imports only pandas/pyarrow and the standard library: the vLLM worker venv uses it too.
+Imports only pandas/pyarrow, the standard library and fusechat_utils.io: the vLLM worker venv uses it too.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from fusechat_utils.io import write_json  # stdlib only: fine in the vLLM worker venv
 
 COLUMNS = ["prompt_id", "dataset", "category", "source_model", "sample_index", "seed", "response", "finish_reason",
            "n_tokens"]
@@ -66,21 +68,6 @@ def write_parquet_atomic(path: Path, df: pd.DataFrame) -> Path:
     return path
 
 
-def write_json_atomic(path: str | Path, data) -> Path:
-    """JSON written to a temporary file beside `path`, then renamed over it: never seen half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def resume_guard(folder: str | Path, values: dict, file_name: str, *, inputs: tuple[str, ...] = (),
                  what: str = "committed chunks") -> Path:
     """Resume the work committed in `folder` only under the values it was computed with (`folder/file_name`).
@@ -110,7 +97,7 @@ def resume_guard(folder: str | Path, values: dict, file_name: str, *, inputs: tu
             stale = folder.with_name(f"{folder.name}.stale-{stamp}-{n}")
         os.replace(folder, stale)
     folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, wanted)
+    write_json(path, wanted)
     return folder
 
 
@@ -125,8 +112,8 @@ def write_chunk(chunk_dir: str | Path, source: str, rows: list[dict]) -> Path:
 
 def write_timing(chunk_dir: str | Path, backend: str, source: str, seconds: float) -> None:
     """Generation seconds of the last run for one source (model loading excluded), read by the benchmark."""
-    write_json_atomic(Path(chunk_dir) / f".timing-{backend}-{_safe(source)}.json",
-                      {"backend": backend, "source": source, "generate_s": seconds})
+    write_json(Path(chunk_dir) / f".timing-{backend}-{_safe(source)}.json",
+               {"backend": backend, "source": source, "generate_s": seconds})
 
 
 def read_chunks(chunk_dir: str | Path) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from fusechat_utils.evaluation import humaneval, toy, winrate
 from fusechat_utils.evaluation.adapters import BENCHMARKS, NotRunHere, run_paper_benchmark
 from fusechat_utils.evaluation.generate import generate_chat
 from fusechat_utils.evaluation.step import PARTS, proportion_row, result_row
-from fusechat_utils.io import hash_obj, hash_path, read_json, read_jsonl, seed_everything, write_jsonl
+from fusechat_utils.io import hash_obj, hash_path, read_json, read_jsonl, seed_everything, write_json, write_jsonl
 
 
 def model_hash(model: str) -> str | None:
@@ -84,7 +84,7 @@ def commit_part(cfg, stage: str, bench: str, part: Path, got: tuple[list[dict], 
     rows, samples = got
     for name, rs in samples.items():
         write_jsonl(Path(cfg.step_dir) / "samples" / stage / f"{name}.jsonl", rs)
-    shards.write_json_atomic(part, {"stage": stage, "benchmark": bench, "rows": rows, "samples": list(samples)})
+    write_json(part, {"stage": stage, "benchmark": bench, "rows": rows, "samples": list(samples)})
 
 
 def read_part(cfg, stage: str, part: Path) -> tuple[list[dict], dict[str, list[dict]]]:
