@@ -80,6 +80,10 @@ class StepConfig:
         check_local_paths(values, source=lambda key: source)
         return cfg
 
+    def check_machine(self) -> None:
+        """ParamError when this machine cannot run the step as configured (e.g. QLoRA without a GPU); checked for
+        the selected steps before any runs, unlike the values, which hold on any machine."""
+
     @property
     def step_dir(self) -> Path:
         """This step's output folder, `<run_dir>/<NN_step>/`; subclasses set STEP."""
@@ -373,19 +377,29 @@ def load_profile(profile: str | Path, overrides: Mapping[str, Any] | None = None
     if missing:
         raise ParamError(f"{folder}: no value for key(s) {missing}: set them, or name a `{BASE_KEY}:` that does "
                          f"(`{BASE_KEY}: {DEFAULTS}` takes the config dataclasses' defaults)", missing)
+    configs = {}
     for step, cls in classes.items():
         fields = [f.name for f in dataclasses.fields(cls)]
         try:
-            cls(**{k: merged[k] for k in fields})
+            configs[step] = cls(**{k: merged[k] for k in fields})
         except ValueError as err:
-            keys = [k for k in getattr(err, "keys", ()) if k in merged] or \
-                [k for k in fields if re.search(rf"\b{k}\b", str(err))] or fields
-            origins = ", ".join(dict.fromkeys(where(k) for k in keys))
-            raise ParamError(f"{origins}: {err}", keys) from None
+            _raise_at(err, fields, merged, where)
     for step in steps or ():
         fields = {f.name for f in dataclasses.fields(classes[step])}
         check_local_paths({k: merged[k] for k in fields}, source=where)
+        try:
+            configs[step].check_machine()
+        except ParamError as err:
+            _raise_at(err, fields, merged, where)
     return merged
+
+
+def _raise_at(err: ValueError, fields, merged: Mapping[str, Any], where) -> None:
+    """Re-raise a config's error prefixed by the file(s) that set the keys at fault."""
+    keys = [k for k in getattr(err, "keys", ()) if k in merged] or \
+        [k for k in fields if re.search(rf"\b{k}\b", str(err))] or list(fields)
+    origins = ", ".join(dict.fromkeys(where(k) for k in keys))
+    raise ParamError(f"{origins}: {err}", keys) from None
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -5,6 +5,9 @@ Usage (what notebooks/05_sft.ipynb and 06_dpo.ipynb do):
     cfg = DPOStepConfig.from_params(globals()); result = run_dpo(cfg)    # -> <run_dir>/06_dpo/model/
 Entry point of the launched ranks: python -m fusechat_utils.train --step 05_sft --config launch_config.json
 
+Beyond the kit's params: `sft_trainer_args` / `dpo_trainer_args` pass any other TRL option, and `sft_peft` /
+`dpo_peft` (lora, qlora) train a LoRA adapter that is merged into the model the step saves (train_options.py).
+
 SFT data route: 04's `conversations` become TRL's conversational prompt/completion format (prompt = all turns up
 to the last assistant turn, completion = that turn). TRL then trains on completion tokens only for ANY chat
 template; `assistant_only_loss=True` would need {% generation %} markers that the paper's hub templates
@@ -19,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from fusechat_utils import train_options as options
 from fusechat_utils.config import SeededStepConfig, invalid
 from fusechat_utils.io import seed_everything, write_json
 from fusechat_utils.train_launch import (
@@ -46,10 +50,23 @@ class SFTStepConfig(SeededStepConfig):
     sft_gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
     sft_accelerate_config: str = field(default="params/accelerate/single.yaml", metadata={"help": "accelerate config"})
     sft_num_processes: int = field(default=1, metadata={"help": "processes (GPUs, or CPU ranks with cpu_ddp)"})
+    sft_peft: str = field(default="none", metadata={
+        "help": "none: full fine-tuning; lora; qlora: LoRA on a 4-bit base (CUDA)"})
+    sft_lora_r: int = field(default=16, metadata={"help": "LoRA rank (when sft_peft is lora or qlora)"})
+    sft_lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha: the update is scaled by alpha / r"})
+    sft_lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA branch's input"})
+    sft_lora_target_modules: str | list[str] = field(default="all-linear", metadata={
+        "help": "'all-linear' or module names, e.g. [q_proj, v_proj]"})
+    sft_trainer_args: dict = field(default_factory=dict, metadata={
+        "help": "more trl.SFTConfig options, e.g. {weight_decay: 0.1}"})
 
     def __post_init__(self) -> None:
         super().__post_init__()  # types; batches, lengths, steps >= 1, lr > 0, warmup in [0, 1] (config.check_values)
         check_batches(self, "sft_")
+        check_options(self, "sft_")
+
+    def check_machine(self) -> None:
+        options.check_machine(self, "sft_")
 
 
 @dataclass
@@ -72,13 +89,26 @@ class DPOStepConfig(SeededStepConfig):
     dpo_gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
     dpo_accelerate_config: str = field(default="params/accelerate/single.yaml", metadata={"help": "accelerate config"})
     dpo_num_processes: int = field(default=1, metadata={"help": "processes (GPUs, or CPU ranks with cpu_ddp)"})
+    dpo_peft: str = field(default="none", metadata={
+        "help": "none: full fine-tuning; lora; qlora: LoRA on a 4-bit base (CUDA)"})
+    dpo_lora_r: int = field(default=16, metadata={"help": "LoRA rank (when dpo_peft is lora or qlora)"})
+    dpo_lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha: the update is scaled by alpha / r"})
+    dpo_lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA branch's input"})
+    dpo_lora_target_modules: str | list[str] = field(default="all-linear", metadata={
+        "help": "'all-linear' or module names, e.g. [q_proj, v_proj]"})
+    dpo_trainer_args: dict = field(default_factory=dict, metadata={
+        "help": "more trl.DPOConfig options, e.g. {weight_decay: 0.1}"})
 
     def __post_init__(self) -> None:
         super().__post_init__()  # types; beta, lr > 0, eval fraction in [0, 1], batches >= 1 (config.check_values)
         check_batches(self, "dpo_")
+        check_options(self, "dpo_")
         if self.dpo_eval_fraction >= 1:
             raise invalid(f"key 'dpo_eval_fraction' must be < 1 (pairs must remain to train on), got "
                           f"{self.dpo_eval_fraction}", "dpo_eval_fraction")
+
+    def check_machine(self) -> None:
+        options.check_machine(self, "dpo_")
 
 
 def check_batches(cfg, prefix: str) -> None:
@@ -90,13 +120,20 @@ def check_batches(cfg, prefix: str) -> None:
                       f"({per_device} x {procs} = {per_device * procs})", *keys)
 
 
-def trainer_args(cfg, prefix: str) -> dict:
-    """The TrainingArguments both trainers share, from the prefixed params; CPU flags when there is no GPU."""
+def check_options(cfg, prefix: str) -> None:
+    """`<p>trainer_args` and the LoRA keys, checked when the config is built (train_options)."""
+    options.check_trainer_args(cfg, prefix)
+    options.check_peft(cfg, prefix)
+
+
+def trainer_args(cfg, prefix: str, **kit) -> dict:
+    """The TRL config's arguments: what both trainers share, from the prefixed params (CPU flags when there is no
+    GPU), then the step's own (`kit`), then `<p>trainer_args` on top (its keys never name a kit param: checked)."""
     import torch
 
     p = {k[len(prefix):]: v for k, v in vars(cfg).items() if k.startswith(prefix)}
     cpu = not torch.cuda.is_available()
-    return dict(
+    shared = dict(
         output_dir=str(cfg.step_dir / "checkpoints"), learning_rate=p["learning_rate"],
         num_train_epochs=p["num_train_epochs"], max_steps=p["max_steps"], max_length=p["max_length"],
         per_device_train_batch_size=p["per_device_train_batch_size"],
@@ -108,6 +145,7 @@ def trainer_args(cfg, prefix: str) -> dict:
         dataloader_num_workers=0, ddp_backend="gloo" if cpu and world_size() > 1 else None,
         ddp_find_unused_parameters=False,  # causal LMs use every parameter; True costs a graph walk per step
     )
+    return {**shared, **kit, **getattr(cfg, f"{prefix}trainer_args")}  # the user's may replace report_to, bf16...
 
 
 def to_prompt_completion(conversations, where: str) -> dict:
@@ -174,28 +212,27 @@ def whole_run_log(hist: list[dict], resumed_step: int) -> list[dict]:
 def train_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
     from trl import SFTConfig, SFTTrainer
 
-    from fusechat_utils.models import load_causal_lm, load_tokenizer
+    from fusechat_utils.models import load_tokenizer
 
     started = time.time()
     seed_everything(cfg.seed)
     data = sft_dataset(cfg.step_dir.parent / "04_pairs" / "sft.parquet")
     tok = load_tokenizer(cfg.target_model)
-    args = SFTConfig(**trainer_args(cfg, "sft_"))
-    trainer = SFTTrainer(model=load_causal_lm(cfg.target_model), args=args, train_dataset=data,
-                         processing_class=tok, callbacks=callbacks)
+    args = SFTConfig(**trainer_args(cfg, "sft_"))  # before the model: under ZeRO-3 it must exist at load time
+    trainer = SFTTrainer(model=options.load_policy(cfg.target_model, cfg, "sft_"), args=args, train_dataset=data,
+                         processing_class=tok, callbacks=callbacks, peft_config=options.lora_config(cfg, "sft_"))
     resume = resume_point(args.output_dir)
     trainer.data_collator = SampleLog(trainer.data_collator, cfg.step_dir / "samples", "input_ids",
                                       (checkpoint_step(resume) or 0) * args.gradient_accumulation_steps)
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(cfg.step_dir / "model"))
-    if trainer.is_world_process_zero():
-        tok.save_pretrained(str(cfg.step_dir / "model"))
-    return finish(cfg, trainer, started, ["loss", "learning_rate"], {"examples": len(data)},
+    options.save_trained(trainer, tok, cfg.step_dir, base=cfg.target_model, peft=cfg.sft_peft)
+    return finish(cfg, trainer, started, ["loss", "learning_rate"], {"examples": len(data), "peft": cfg.sft_peft},
                   checkpoint_step(resume) or 0)
 
 
 def run_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
     """Step 05: SFT the target on 04's sft.parquet; launches accelerate when more than one process is asked for."""
+    cfg.check_machine()
     prepare_resume(cfg, "sft_")
     if needs_launch(cfg.sft_accelerate_config, cfg.sft_num_processes):
         launch(cfg.STEP, cfg, cfg.sft_accelerate_config, cfg.sft_num_processes)
@@ -207,6 +244,7 @@ def run_dpo(cfg: DPOStepConfig, callbacks=None) -> dict:
     """Step 06: DPO from 05's model on 04's dpo.parquet, reference = that SFT model; keeps the better checkpoint."""
     from fusechat_utils import train_dpo
 
+    cfg.check_machine()
     prepare_resume(cfg, "dpo_")
     if needs_launch(cfg.dpo_accelerate_config, cfg.dpo_num_processes):
         launch(cfg.STEP, cfg, cfg.dpo_accelerate_config, cfg.dpo_num_processes)

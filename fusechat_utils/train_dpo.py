@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from fusechat_utils import train_options as options
 from fusechat_utils.io import seed_everything, write_json
 from fusechat_utils.train import finish, trainer_args
 from fusechat_utils.train_launch import checkpoint_step, last_checkpoint, resume_point
@@ -90,20 +91,23 @@ def train_dpo(cfg, callbacks=None) -> dict:
     train_set, eval_set = dpo_splits(cfg.step_dir.parent / "04_pairs" / "dpo.parquet", cfg.dpo_eval_fraction, cfg.seed)
     tok = load_tokenizer(sft_dir)
     # args before the models: under ZeRO-3 the config must exist at load time for weights to load partitioned
-    args = DPOConfig(**trainer_args(cfg, "dpo_"), beta=cfg.dpo_beta, loss_type=cfg.dpo_loss_type,
-                     per_device_eval_batch_size=cfg.dpo_per_device_train_batch_size)
-    # explicit frozen reference: with ref_model=None TRL reloads the policy's original path (stack_notes §4)
-    ref = load_causal_lm(sft_dir).eval().requires_grad_(False)
-    trainer = DPOTrainer(model=load_causal_lm(sft_dir), ref_model=ref, args=args, train_dataset=train_set,
-                         eval_dataset=eval_set, processing_class=tok, callbacks=callbacks)
+    args = DPOConfig(**trainer_args(cfg, "dpo_", beta=cfg.dpo_beta, loss_type=cfg.dpo_loss_type,
+                                    per_device_eval_batch_size=cfg.dpo_per_device_train_batch_size))
+    peft_config = options.lora_config(cfg, "dpo_")
+    # explicit frozen reference: with ref_model=None TRL reloads the policy's original path (stack_notes §4). With
+    # LoRA none is loaded: TRL 1.16 computes the reference with the adapter disabled, i.e. the SFT model itself.
+    ref = None if peft_config else load_causal_lm(sft_dir).eval().requires_grad_(False)
+    trainer = DPOTrainer(model=options.load_policy(sft_dir, cfg, "dpo_"), ref_model=ref, args=args,
+                         train_dataset=train_set, eval_dataset=eval_set, processing_class=tok, callbacks=callbacks,
+                         peft_config=peft_config)
     resume = resume_point(args.output_dir)
     trainer.train(resume_from_checkpoint=resume)
     ensure_final_checkpoint(trainer)
-    choice = select_checkpoint(trainer, eval_set)
-    trainer.save_model(str(cfg.step_dir / "model"))
+    choice = select_checkpoint(trainer, eval_set)  # with LoRA: loads the checkpoint's adapter
+    options.save_trained(trainer, tok, cfg.step_dir, base=sft_dir, peft=cfg.dpo_peft)
     if trainer.is_world_process_zero():
-        tok.save_pretrained(str(cfg.step_dir / "model"))
         write_json(cfg.step_dir / "checkpoint_choice.json", choice)
     extra = {"pairs_train": len(train_set), "pairs_eval": len(eval_set) if eval_set else 0,
-             "checkpoint_choice": choice, "reference": sft_dir, "target_model": cfg.target_model}
+             "checkpoint_choice": choice, "reference": sft_dir, "target_model": cfg.target_model,
+             "peft": cfg.dpo_peft}
     return finish(cfg, trainer, started, PLOT_KEYS, extra, checkpoint_step(resume) or 0)
