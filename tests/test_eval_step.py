@@ -20,9 +20,10 @@ def world(tmp_path_factory):
 
 
 def make_cfg(run_dir, paths, **kw):
-    kw = {"eval_benchmarks": ["toy", "humaneval"], **kw}  # the toy profile leaves HumanEval out; these tests run it
+    # the toy profile leaves HumanEval out; these tests run it
+    kw = {"eval_benchmarks": ["toy", "HumanEval"], "eval_limit": 4, "eval_max_tokens_cap": 16, **kw}
     return EvalConfig(run_dir=str(run_dir), target_model=paths["target"], eval_toy_benchmarks_dir=paths["bench"],
-                      eval_reward_model=paths["reward"], eval_humaneval_limit=4, eval_max_new_tokens=8, **kw)
+                      eval_reward_model=paths["reward"], eval_max_new_tokens=8, **kw)
 
 
 def test_base_and_sft_are_evaluated_dpo_is_skipped_with_a_note(world):
@@ -44,7 +45,8 @@ def test_base_and_sft_are_evaluated_dpo_is_skipped_with_a_note(world):
     assert he.metric == "pass@1" and he.n == 4
     settings = json.loads((run_dir / "07_eval" / "eval_settings.json").read_text())
     assert any(n.startswith("dpo:") for n in settings["notes"])
-    assert settings["decoding"]["do_sample"] is False and "HumanEval" in settings["benchmarks"]
+    assert settings["toy_decoding"]["do_sample"] is False and "HumanEval" in settings["benchmarks"]
+    assert settings["benchmarks"]["HumanEval"]["decoding"]["max_tokens"] == 2048 and settings["max_tokens_cap"] == 16
 
 
 def test_every_sample_is_recorded_per_stage_and_benchmark(world):
@@ -61,11 +63,24 @@ def test_every_sample_is_recorded_per_stage_and_benchmark(world):
 def test_explicit_models_and_unrunnable_paper_benchmarks_are_noted(world):
     root, paths = world
     run_dir = root / "run_c"
-    cfg = make_cfg(run_dir, paths, eval_models={"base": paths["target"]}, eval_benchmarks=["MT-Bench", "toy"])
+    cfg = make_cfg(run_dir, paths, eval_models={"base": paths["target"]}, eval_benchmarks=["LiveBench 0831", "toy"])
     table = run(cfg)
-    assert set(table.stage) == {"base"} and "MT-Bench" not in set(table.benchmark)
+    assert set(table.stage) == {"base"} and "LiveBench 0831" not in set(table.benchmark)
     notes = json.loads((run_dir / "07_eval" / "eval_settings.json").read_text())["notes"]
-    assert any("MT-Bench" in n for n in notes)
+    assert any("LiveBench 0831" in n and "import-results" in n for n in notes)
+
+
+def test_an_unreachable_judge_stops_the_run_naming_it_and_keeps_what_was_done(world, monkeypatch):
+    from fusechat_utils.evaluation.judge import JudgeError
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    root, paths = world
+    run_dir = root / "run_judge"
+    cfg = make_cfg(run_dir, paths, eval_models={"base": paths["target"]}, eval_benchmarks=["toy", "MT-Bench"],
+                   eval_limit=1, eval_judge_base_url="http://127.0.0.1:9/v1", eval_judge_max_retries=0)
+    with pytest.raises(JudgeError, match=r"judge 'gpt-4-0125-preview' at http://127\.0\.0\.1:9/v1"):
+        run(cfg)
+    assert (run_dir / "07_eval" / "parts" / "base" / "toy.json").exists()  # committed before the judge failed
 
 
 def test_unknown_benchmark_and_backend_are_errors(world):
@@ -73,53 +88,42 @@ def test_unknown_benchmark_and_backend_are_errors(world):
     with pytest.raises(ValueError, match="eval_backend"):
         make_cfg(root / "x", paths, eval_backend="tgi")
     with pytest.raises(ValueError, match="unknown benchmark 'gsm9k'"):
-        run(make_cfg(root / "x", paths, eval_benchmarks=["gsm9k"]))
+        make_cfg(root / "x", paths, eval_benchmarks=["gsm9k"])
 
 
 FIX = __import__("pathlib").Path(__file__).parent / "fixtures" / "benchmarks"
 
 
-def test_paper_benchmarks_from_local_real_format_files_with_an_oracle_model(world, monkeypatch):
+def test_an_oracle_model_scores_100_through_07_on_real_files(world, monkeypatch):
+    """Each prompt answered with its item's reference: the registry's load -> prompt -> generate -> grade chain keeps
+    items and responses aligned, n samples included (LiveCodeBench), and FuseEval's decoding reaches the backend."""
     from fusechat_utils.evaluation import runners
+    from fusechat_utils.evaluation.registry import REGISTRY, family_of
+    from fusechat_utils.models import load_tokenizer
 
-    oracle = {"Cities $A$": "\\boxed{27}", "remove first and last": "```python\ndef remove_Occ(s, ch):\n"
-              "    i = s.find(ch)\n    s = s[:i] + s[i + 1:]\n    j = s.rfind(ch)\n    return s[:j] + s[j + 1:]\n```",
-              "A+B": "```python\na, b = map(int, input().split())\nprint(a + b)\n```"}
-    answer = lambda p: next((v for k, v in oracle.items() if k in p), "no idea")  # noqa: E731
-    monkeypatch.setattr(runners, "generate_for", lambda cfg, model, prompts: [answer(p) for p in prompts])
     root, paths = world
-    files = {"AMC 23": str(FIX / "amc23_test.jsonl"), "MBPP": str(FIX / "mbpp_test.jsonl"),
-             "LiveCodeBench 2408-2411": str(FIX / "livecodebench_test.jsonl")}
-    cfg = make_cfg(root / "run_d", paths, eval_models={"base": "oracle"}, eval_benchmarks=list(files),
-                   eval_data_files=files)
+    files = {"AMC 23": str(FIX / "amc23_test.jsonl"), "LiveCodeBench 2408-2411": str(FIX / "livecodebench_test.jsonl")}
+    names = ["GSM8K", "MATH", "AMC 23", "MMLU-Pro", "MBPP", "HumanEval", "LiveCodeBench 2408-2411"]
+    cfg = make_cfg(root / "run_d", paths, eval_models={"base": paths["target"]}, eval_benchmarks=names,
+                   eval_data_files=files, eval_limit=3, eval_lcb_window=["2024-08-01", "2024-11-30"])
+    seen = {}
+
+    def oracle(cfg_, model, texts, decoding):
+        tok, family = load_tokenizer(model), family_of(model)
+        answers = {}
+        for name in names:
+            bench = REGISTRY[name]
+            for item in runners.load_entry(cfg_, bench):
+                answers[bench.impl().build_prompt(item, family, tok)] = bench.impl().oracle_response(item)
+        seen[texts[0]] = decoding
+        return [[answers[t]] * int(decoding.get("n") or 1) for t in texts]
+
+    monkeypatch.setattr(runners, "generate_texts", oracle)
     table = run(cfg).set_index("benchmark")
-    assert table.value.tolist() == [100.0, 100.0, 100.0]
-    assert table.loc["LiveCodeBench 2408-2411", "n"] == 1  # the May 2024 problem is outside the window
-    assert table.loc["MBPP", "metric"] == "pass@1" and table.loc["AMC 23", "metric"] == "accuracy"
-
-
-def test_mt_bench_from_its_question_file_through_a_local_judge(world, monkeypatch):
-    import threading
-    from http.server import HTTPServer
-
-    from fusechat_utils.evaluation import runners
-    from test_eval_adapters import FakeJudge
-
-    monkeypatch.setattr(runners, "generate_for", lambda cfg, model, prompts: ["Hawaii!" if "Hawaii" in p else "3"
-                                                                              for p in prompts])
-    server = HTTPServer(("127.0.0.1", 0), FakeJudge)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        root, paths = world
-        cfg = make_cfg(root / "run_e", paths, eval_models={"base": "m"}, eval_benchmarks=["MT-Bench"],
-                       eval_data_files={"MT-Bench": str(FIX / "mt_bench_question.jsonl")},
-                       eval_judge_base_url=f"http://127.0.0.1:{server.server_port}/v1", eval_judge_model="fake")
-        row = run(cfg).iloc[0]
-    finally:
-        server.shutdown()
-    assert (row.benchmark, row.metric, row.value, row.n) == ("MT-Bench", "score_1_10", 5.5, 2)
-    judged = (root / "run_e" / "07_eval" / "samples" / "base" / "MT-Bench.jsonl").read_text()
-    assert "[[9]]" in judged and "[[2]]" in judged
+    assert table.value.to_dict() == {n: 100.0 for n in names}
+    assert table.loc["LiveCodeBench 2408-2411", "n"] == 2  # the fixture's rows inside 2408-2411
+    assert {d["max_tokens"] for d in seen.values()} == {16}  # eval_max_tokens_cap applied
+    assert sorted(d.get("n", 1) for d in seen.values())[-1] == 10  # LiveCodeBench samples 10
 
 
 def test_the_notebook_runs_with_papermill_on_the_tiny_world(world, tmp_path):
@@ -129,8 +133,8 @@ def test_the_notebook_runs_with_papermill_on_the_tiny_world(world, tmp_path):
 
     root, paths = world
     params = {"run_dir": str(root / "run_nb"), "target_model": paths["target"], "eval_reward_model": paths["reward"],
-              "eval_toy_benchmarks_dir": paths["bench"], "eval_humaneval_limit": 2, "eval_max_new_tokens": 4,
-              "eval_benchmarks": ["toy", "humaneval"]}
+              "eval_toy_benchmarks_dir": paths["bench"], "eval_limit": 2, "eval_max_tokens_cap": 8, "eval_max_new_tokens": 4,
+              "eval_benchmarks": ["toy", "HumanEval"]}
     papermill.execute_notebook(str(notebook_path("07_eval")), str(tmp_path / "out.ipynb"), parameters=params,
                                progress_bar=False)
     assert set(pd.read_csv(root / "run_nb" / "07_eval" / "results.csv").benchmark) >= {"HumanEval", "toy_math"}

@@ -34,7 +34,7 @@ SMALL = {
     "sft_logging_steps": 1,
     "dpo_max_steps": 4, "dpo_save_steps": 2, "dpo_global_batch_size": 2, "dpo_per_device_train_batch_size": 2,
     "dpo_logging_steps": 1,
-    "eval_benchmarks": "[toy, humaneval]", "eval_humaneval_limit": 2, "eval_max_new_tokens": 8,
+    "eval_benchmarks": "[toy, HumanEval]", "eval_limit": 2, "eval_max_tokens_cap": 8, "eval_max_new_tokens": 8,
 }
 CHUNK_GLOBS = {"02_sampling": "chunks/shard-*/src-*.parquet", "03_scoring": "chunks/block-*.parquet",
                "07_eval": "parts/*/*.json"}

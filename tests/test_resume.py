@@ -132,7 +132,7 @@ def world(tmp_path_factory):
 
 
 def eval_cfg(run_dir, paths, **kw):
-    kw = {"eval_humaneval_limit": 2, "eval_max_new_tokens": 4, "eval_benchmarks": ["toy", "humaneval"], **kw}
+    kw = {"eval_limit": 2, "eval_max_tokens_cap": 8, "eval_max_new_tokens": 4, "eval_benchmarks": ["toy", "HumanEval"], **kw}
     return EvalConfig(run_dir=str(run_dir), target_model=paths["target"], eval_toy_benchmarks_dir=paths["bench"],
                       eval_reward_model=paths["reward"], **kw)
 

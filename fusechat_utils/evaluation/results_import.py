@@ -8,7 +8,7 @@ file-level `source` fills rows that have none). Every row has the fields
 |-----------|------------------------------------------------------------------------------------------------|
 | model     | the model evaluated (path or hub id), as results.csv records it                                |
 | stage     | base, sft, dpo (the benchmark table's columns) or any other stage name of `eval_models`         |
-| benchmark | one of the paper's 14 row labels exactly (`adapters.BENCHMARKS`, e.g. "LiveBench 0831")         |
+| benchmark | one of the paper's 14 row labels exactly (`registry.REGISTRY`, e.g. "LiveBench 0831")         |
 | metric    | the metric's name, e.g. lc_win_rate, score, pass@1; the table shows each benchmark's first row  |
 | value     | percent (0-100); MT-Bench and AlignBench v1.1 on their 0-10 judge scale                         |
 | n         | items behind the value: a positive integer, or empty                                            |
@@ -52,9 +52,9 @@ class ResultsImportError(UserError):
 
 
 def benchmark_names() -> list[str]:
-    from fusechat_utils.evaluation.adapters import BENCHMARKS
+    from fusechat_utils.evaluation.registry import REGISTRY
 
-    return list(BENCHMARKS)
+    return list(REGISTRY)
 
 
 def value_range(benchmark: str) -> tuple[float, float]:

@@ -1,7 +1,9 @@
-"""Per-stage evaluation: generate greedily, score, record every sample, return result rows.
+"""Per-stage evaluation: generate, score or judge, record every sample, return result rows.
 
-`evaluate_stage(cfg, stage, model)` runs each benchmark of `cfg.eval_benchmarks`; `toy_winrates` judges every
-non-base stage against the base target's responses with the toy reward model.
+`evaluate_stage(cfg, stage, model)` runs each benchmark of `cfg.eval_benchmarks`: the toy families, or a registry
+entry (`run_graded`: FuseEval's prompt for the model's family, its decoding, every sample graded; `run_judged`:
+the entry's own generate-and-judge pipeline); `toy_winrates` judges every non-base stage against the base
+target's responses with the toy reward model.
 Usage: `rows, samples = evaluate_stage(cfg, "sft", "outputs/toy/05_sft/model")`.
 
 Resume: each (stage, benchmark) is committed when done: its samples/<stage>/<name>.jsonl files first, then
@@ -13,15 +15,21 @@ builds its rows from the part files, so both give the same results.csv.
 
 from __future__ import annotations
 
+import inspect
 from collections import defaultdict
 from pathlib import Path
 
 from fusechat_utils import shards
-from fusechat_utils.evaluation import humaneval, toy, winrate
-from fusechat_utils.evaluation.adapters import BENCHMARKS, NotRunHere, run_paper_benchmark
-from fusechat_utils.evaluation.generate import generate_chat
+from fusechat_utils.errors import UserError
+from fusechat_utils.evaluation import toy, winrate
+from fusechat_utils.evaluation.generate import generate_chat, generate_raw, generate_raw_vllm, render_prompts
+from fusechat_utils.evaluation.registry import Benchmark, entry, family_of
 from fusechat_utils.evaluation.step import PARTS, proportion_row, result_row
 from fusechat_utils.io import hash_obj, hash_path, read_json, read_jsonl, seed_everything, write_json, write_jsonl
+
+
+class NotRunHere(UserError):
+    """A benchmark the kit does not run (LiveBench: its own tool; import its number); noted, not fatal."""
 
 
 def model_hash(model: str) -> str | None:
@@ -35,12 +43,21 @@ def model_hash(model: str) -> str | None:
 
 
 def generate_for(cfg, model: str, prompts: list[str]) -> list[str]:
-    """Greedy responses with the configured backend."""
+    """Greedy chat responses (toy benchmarks: each prompt through the model's own chat template)."""
     if cfg.eval_backend == "vllm":
-        from fusechat_utils.evaluation.adapters import generate_vllm
+        from fusechat_utils.models import load_tokenizer
 
-        return generate_vllm(model, prompts, cfg.eval_max_new_tokens)
+        texts = render_prompts(load_tokenizer(model), prompts)
+        greedy = {"temperature": 0.0, "max_tokens": cfg.eval_max_new_tokens}
+        return [r[0] for r in generate_raw_vllm(model, texts, greedy, cfg.eval_vllm_python, cfg.eval_dtype)]
     return generate_chat(model, prompts, cfg.eval_max_new_tokens, cfg.eval_batch_size)
+
+
+def generate_texts(cfg, model: str, texts: list[str], decoding: dict) -> list[list[str]]:
+    """`decoding["n"]` samples per raw prompt with the configured backend."""
+    if cfg.eval_backend == "vllm":
+        return generate_raw_vllm(model, texts, decoding, cfg.eval_vllm_python, cfg.eval_dtype)
+    return generate_raw(model, texts, decoding, cfg.eval_batch_size)
 
 
 def run_toy(cfg, stage: str, model: str) -> tuple[list[dict], dict[str, list[dict]]]:
@@ -55,22 +72,86 @@ def run_toy(cfg, stage: str, model: str) -> tuple[list[dict], dict[str, list[dic
     return rows, dict(by_bench)
 
 
-def run_humaneval(cfg, stage: str, model: str) -> tuple[list[dict], dict[str, list[dict]]]:
-    problems = humaneval.load_problems(cfg.eval_humaneval_limit)
-    responses = generate_for(cfg, model, [humaneval.build_prompt(p) for p in problems])
-    scored = humaneval.score_humaneval(problems, responses, cfg.eval_code_timeout_s)
-    return [proportion_row(model, stage, "HumanEval", "pass@1", [r["passed"] for r in scored])], {"HumanEval": scored}
+def decoding_for(cfg, bench: Benchmark, family: str) -> dict:
+    """FuseEval's decoding for the entry, with the run's max_tokens cap (CPU rehearsals) applied."""
+    decoding = dict(bench.decoding(family))
+    if cfg.eval_max_tokens_cap:
+        decoding["max_tokens"] = min(int(decoding["max_tokens"]), int(cfg.eval_max_tokens_cap))
+    decoding.setdefault("seed", cfg.seed)
+    return decoding
 
 
-def run_benchmark(cfg, bench: str, stage: str, model: str):
+def load_entry(cfg, bench: Benchmark) -> list[dict]:
+    """The entry's items (its first eval_limit), LiveCodeBench kept to eval_lcb_window."""
+    items = bench.load(cfg.eval_data_files)
+    if bench.dataset == "livecodebench":
+        start, end = cfg.eval_lcb_window
+        items = [it for it in items if bench.impl().in_window(it, start, end)]
+    return items[:cfg.eval_limit] if cfg.eval_limit else items
+
+
+def grade_samples(impl, items: list[dict], samples: list[list[str]], workers: int = 2) -> list[list[dict]]:
+    """Every sample graded; code benchmarks (`grade_many`) run their sandboxes concurrently, equal programs once."""
+    pairs = [(it, r) for it, rs in zip(items, samples, strict=True) for r in rs]
+    if hasattr(impl, "grade_many"):
+        flat = impl.grade_many(pairs, workers=workers)
+    else:  # in this thread: math-verify's timeout works only in the main thread
+        flat = [impl.grade(*pair) for pair in pairs]
+    out, i = [], 0
+    for rs in samples:
+        out.append(flat[i:i + len(rs)])
+        i += len(rs)
+    return out
+
+
+def run_graded(cfg, bench: Benchmark, stage: str, model: str) -> tuple[list[dict], dict[str, list[dict]]]:
+    """Prompt as FuseEval does for the model's family, sample, grade every sample; the metric is their mean."""
+    from fusechat_utils.models import load_tokenizer
+
+    impl, family = bench.impl(), family_of(model, cfg.eval_prompt_family)
+    items = load_entry(cfg, bench)
+    tokenizer = load_tokenizer(model)
+    decoding = decoding_for(cfg, bench, family)
+    texts = [impl.build_prompt(it, family, tokenizer) for it in items]
+    samples = generate_texts(cfg, model, texts, decoding)
+    graded = grade_samples(impl, items, samples)
+    rows = [{"id": it["id"], "prompt": text, "responses": rs, "grades": gs,
+             "correct": sum(g["correct"] for g in gs) / len(gs)} for it, text, rs, gs in zip(items, texts, samples, graded)]
+    scores = [r["correct"] for r in rows]
+    mean, se = winrate.mean_stderr(scores)
+    return [result_row(model, stage, bench.name, bench.metric, 100 * mean, len(scores), 100 * se)], {bench.name: rows}
+
+
+def run_judged(cfg, bench: Benchmark, stage: str, model: str) -> tuple[list[dict], dict[str, list[dict]]]:
+    """Generate as FuseEval does, then the benchmark's own judge pipeline (its module's `evaluate`)."""
+    from fusechat_utils.evaluation import judge
+    from fusechat_utils.models import load_tokenizer
+
+    family = family_of(model, cfg.eval_prompt_family)
+    items = load_entry(cfg, bench)
+
+    def generate(texts: list[str], decoding: dict) -> list[str]:
+        capped = {**decoding, "n": 1}
+        if cfg.eval_max_tokens_cap:
+            capped["max_tokens"] = min(int(decoding["max_tokens"]), int(cfg.eval_max_tokens_cap))
+        return [r[0] for r in generate_texts(cfg, model, texts, capped)]
+
+    impl = bench.impl()
+    run = getattr(impl, "evaluate_stage", None) or impl.evaluate
+    kw = {"options": cfg.eval_judge_options.get(bench.name, {})} if "options" in inspect.signature(run).parameters else {}
+    rows, samples = run(items, generate, family, load_tokenizer(model), judge.client_for(cfg, bench.name),
+                        model=model, stage=stage, step_dir=Path(cfg.step_dir), **kw)
+    return [r for r in rows if r["n"]], samples  # a per-category mean over no items (a subset run) is no result
+
+
+def run_benchmark(cfg, name: str, stage: str, model: str):
     """(result rows, samples per benchmark name) of one entry of eval_benchmarks; NotRunHere passes through."""
-    if bench == "toy":
+    if name == "toy":
         return run_toy(cfg, stage, model)
-    if bench.lower() == "humaneval":
-        return run_humaneval(cfg, stage, model)
-    if bench in BENCHMARKS:
-        return run_paper_benchmark(cfg, bench, stage, model)
-    raise ValueError(f"eval_benchmarks: unknown benchmark {bench!r}; known: toy, humaneval, {', '.join(BENCHMARKS)}")
+    bench = entry(name)
+    if bench.kind == "import":
+        raise NotRunHere(f"{bench.grader}")
+    return (run_graded if bench.kind == "graded" else run_judged)(cfg, bench, stage, model)
 
 
 def stage_parts(cfg, stage: str, model: str) -> Path:

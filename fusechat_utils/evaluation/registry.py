@@ -1,0 +1,183 @@
+"""The paper's 14 benchmarks, one declarative entry each: data, prompts, decoding, grader or judge, metric.
+
+An entry names the module that implements its FuseEval behaviour (`fuseeval_math`, `fuseeval_mc`,
+`evalplus_code`, `livecodebench`: `load`, `build_prompt(item, family, tokenizer)`, `decoding(family)`, `grade`;
+the judged ones `mt_bench`, `alignbench`, `arena_hard`, `alpaca_eval_run`), the real file it reads by default
+(`data/benchmarks/`, see PROVENANCE.md there; None: the user supplies it in `eval_data_files`), and what differs
+from FuseEval. That entry is what runs (`runners.run_registered`) and what `eval_settings.json` records, decoding
+included, so the settings a run writes come from the code that ran. `python -m fusechat_utils.evaluation.registry`
+prints the README's evaluation table from these entries.
+Usage: `entry = REGISTRY["GSM8K"]`; `entry.decoding("llama3")`; `settings(entry, "qwen25")`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fusechat_utils.errors import UserError
+
+DATA_ROOT = Path(__file__).resolve().parents[2] / "data" / "benchmarks"
+FAMILIES = ("llama3", "qwen25", "gemma2")
+# model_type in a model's config.json -> FuseEval's prompt family (its templates exist for these three).
+MODEL_TYPE_FAMILY = {"llama": "llama3", "qwen2": "qwen25", "qwen3": "qwen25", "gemma2": "gemma2", "gemma": "gemma2"}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str  # the paper's row label (fusechat_utils/data/paper/benchmarks.csv)
+    group: str  # the paper's column group
+    kind: str  # "graded" (answers checked), "judged" (an LLM judge), "import" (run elsewhere, imported)
+    module: str | None  # fusechat_utils.evaluation.<module> implementing it
+    data: str | None  # default file under data/benchmarks/, None: supplied through eval_data_files
+    dataset: str  # which of the module's datasets the file is
+    metric: str
+    grader: str
+    fuseeval: str  # what FuseEval ran (fuseeval_settings in the docs)
+    differs: str = ""  # where a run here differs from FuseEval, and why
+
+    def impl(self):
+        if self.module is None:
+            raise UserError(f"{self.name} is not run by the kit: {self.grader}")
+        return importlib.import_module(f"fusechat_utils.evaluation.{self.module}")
+
+    def decoding(self, family: str) -> dict:
+        """FuseEval's decoding of this entry for a family (modules serving several datasets take the dataset)."""
+        fn = self.impl().decoding
+        return fn(family, self.dataset) if "dataset" in inspect.signature(fn).parameters else fn(family)
+
+    def load(self, data_files: dict) -> list[dict]:
+        """The items of this run's file (`data_path`), parsed by the entry's module."""
+        fn, path = self.impl().load, self.data_path(data_files)
+        return fn(path, self.dataset) if "dataset" in inspect.signature(fn).parameters else fn(path)
+
+    def data_path(self, data_files: dict) -> Path:
+        """The file this run reads: eval_data_files[name] when given, else the real file the kit ships."""
+        if self.name in data_files:
+            path = Path(data_files[self.name])
+        elif self.data:
+            path = DATA_ROOT / self.data
+        else:
+            raise UserError(f"{self.name}: no file ships with the kit ({self.fuseeval}); set eval_data_files: "
+                            f"{{{self.name!r}: <path to the file in its released format>}}")
+        if not path.exists():
+            raise UserError(f"{self.name}: data file {path} not found")
+        return path
+
+
+REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
+    Benchmark("AlpacaEval-2 (LC %)", "instruction following", "judged", "alpaca_eval_run",
+              "alpaca_eval/alpaca_eval_gpt4_baseline.json", "alpaca_eval", "lc_win_rate",
+              "alpaca_eval 0.6.6 (the package), annotator weighted_alpaca_eval_gpt4_turbo at eval_judge_base_url",
+              "805 instructions, per-family sampling, 4096 tokens; judge gpt-4-1106-preview vs the GPT-4 Turbo "
+              "baseline",
+              "sampling as FuseEval's vLLM call applied it (its YAML's penalties never reached vLLM); the official LC "
+              "method needs alpaca_eval's df_gamed.csv from the hub (eval_judge_options: df_gamed, or glm "
+              "length_controlled_minimal offline, labelled in the result)"),
+    Benchmark("Arena-Hard (WR %)", "instruction following", "judged", "arena_hard",
+              "arena_hard_v0.1/legacy_format/question.jsonl", "arena_hard", "win_rate",
+              "pairwise judge, two games per question, Bradley-Terry bootstrap with 95% CI (winrate.py)",
+              "500 questions, greedy 4096 tokens; judge gpt-4-1106-preview vs gpt-4-0314",
+              "a judge call that keeps failing stops the run (verdicts so far cached) where arena-hard-auto records "
+              "$ERROR$"),
+    Benchmark("MT-Bench", "instruction following", "judged", "mt_bench", "mt_bench/question.jsonl", "mt_bench",
+              "score_1_10", "FastChat single grading of both turns, references for math/reasoning/coding",
+              "80 questions x 2 turns, per-category temperature, 4096 tokens; judge gpt-4-0125-preview",
+              "FuseEval's vLLM generation script (its README calls the FastChat-template HF path, 1024 tokens, "
+              "'official'); references read from gpt-4-0125-preview.jsonl, the file its judge looks up"),
+    Benchmark("AlignBench v1.1", "instruction following", "judged", "alignbench",
+              "alignbench/data_v1.1_release.jsonl", "alignbench", "score_1_10",
+              "AlignBench's multi-dimension judge (dimensions per category, reference answer)",
+              "683 Chinese questions, per-category temperature, 4096 tokens; judge 'gpt-4', no max_tokens"),
+    Benchmark("LiveBench 0831", "general", "import", None, None, "livebench", "score",
+              "livebench's own tool (gen_model_answer + gen_ground_truth_judgment); bring the number in with "
+              "`fusechat import-results`",
+              "release 2024-08-31, bfloat16 vLLM",
+              "not run by the kit: LiveBench is not on PyPI and downloads its questions from the hub"),
+    Benchmark("MMLU-Pro", "general", "graded", "fuseeval_mc", "mmlu_pro/test-00000-of-00001.parquet", "mmlu_pro",
+              "accuracy", "MC-Eval regex chain; a seeded random guess when no letter parses",
+              "12,032 questions, zero-shot CoT prompt, greedy 2048 tokens, stop 'Question:'"),
+    Benchmark("MMLU-redux", "general", "graded", "fuseeval_mc", "mmlu/test-00000-of-00001.parquet", "mmlu",
+              "accuracy", "MC-Eval regex chain; a seeded random guess when no letter parses",
+              "MC-Eval's 'mmlu' option: plain MMLU test (14,042), not MMLU-redux",
+              "none: the kit runs what FuseEval ran (plain MMLU) under the paper's label; an MMLU-redux file "
+              "(edinburgh-dawg/mmlu-redux schema) can be given in eval_data_files"),
+    Benchmark("GPQA-Diamond", "general", "graded", "fuseeval_mc", None, "gpqa", "accuracy",
+              "MC-Eval regex chain; a seeded random guess when no letter parses",
+              "198 questions (gated: Idavidrein/gpqa), max_model_len 8192, greedy 2048 tokens",
+              "options shuffled by a fixed per-question seed: FuseEval's pre-formatted file is not public"),
+    Benchmark("GSM8K", "mathematics", "graded", "fuseeval_math", "gsm8k/qwen2.5-math/test.jsonl", "gsm8k",
+              "accuracy", "Math-Eval answer extraction; equivalence by math-verify",
+              "1,319 problems, family math-cot template, greedy 2048 tokens",
+              "equivalence by math-verify instead of Qwen2.5-Math's math_equal (sympy); no tool-call rounds"),
+    Benchmark("MATH", "mathematics", "graded", "fuseeval_math", "math500/test.jsonl", "math", "accuracy",
+              "Math-Eval answer extraction; equivalence by math-verify",
+              "MATH test (5,000 problems), family math-cot template, greedy 2048 tokens",
+              "the kit ships MATH-500 (the 5,000-problem file is not in the public snapshots); give the full "
+              "test set in eval_data_files to match FuseEval"),
+    Benchmark("AMC 23", "mathematics", "graded", "fuseeval_math", None, "amc23", "accuracy",
+              "Math-Eval answer extraction; equivalence by math-verify",
+              "40 problems (Qwen2.5-Math evaluation/data/amc23/test.jsonl), greedy 2048 tokens"),
+    Benchmark("HumanEval", "coding", "graded", "evalplus_code", "humaneval/HumanEval.jsonl", "humaneval",
+              "pass@1", "evalplus sanitizer; tests run in the kit's sandbox",
+              "EvalPlus HumanEval+ v0.1.10, greedy 2048 tokens, chat prompt opening a code block",
+              "base HumanEval tests unless the HumanEval+ file is given (over 4 MiB, not shipped); the sandbox has no "
+              "numpy; HumanEval/32 graded as evalplus's later fix does (0.3.1 fails every answer)"),
+    Benchmark("MBPP", "coding", "graded", "evalplus_code", "mbpp_plus/MbppPlus-v0.1.0.jsonl", "mbpp_plus",
+              "pass@1", "evalplus sanitizer; base + plus inputs run in the kit's sandbox",
+              "EvalPlus MBPP+ v0.1.0 (399 tasks, the file FuseEval ships), greedy 2048 tokens",
+              "Mbpp/255 cannot pass here: its reference needs more than the sandbox's 1 GiB on one plus input"),
+    Benchmark("LiveCodeBench 2408-2411", "coding", "graded", "livecodebench", None, "livecodebench", "pass@1",
+              "stdin and functional tests (private ones decoded) in the kit's sandbox",
+              "lcb_runner release_latest, n 10, temperature 0.2, top_p 0.95, 2000 tokens; scored from "
+              "2024-06-30 on (no end date)",
+              "numbers compared token by token with a tolerance (lcb_runner: single-number lines only); the window "
+              "is eval_lcb_window (default as FuseEval ran it; [2024-08-01, 2024-11-30] for the label)"),
+]}
+
+
+def entry(name: str) -> Benchmark:
+    if name not in REGISTRY:
+        raise UserError(f"eval_benchmarks: unknown benchmark {name!r}; known: toy, {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def family_of(model: str, configured: str = "auto") -> str:
+    """FuseEval's prompt family of a model: the configured one, else from its config.json model_type."""
+    if configured != "auto":
+        if configured not in FAMILIES:
+            raise UserError(f"eval_prompt_family must be auto or one of {', '.join(FAMILIES)}, got {configured!r}")
+        return configured
+    config = Path(model) / "config.json"
+    if config.exists():
+        model_type = json.loads(config.read_text()).get("model_type", "")
+    else:  # a hub id: the family is in its name
+        model_type = next((k for k in MODEL_TYPE_FAMILY if k in model.lower()), "")
+    if model_type not in MODEL_TYPE_FAMILY:
+        raise UserError(f"{model}: no FuseEval prompt family for model_type {model_type!r}; set eval_prompt_family "
+                        f"to one of {', '.join(FAMILIES)}")
+    return MODEL_TYPE_FAMILY[model_type]
+
+
+def settings(bench: Benchmark, family: str) -> dict:
+    """What a run of this entry does, decoding included (written to eval_settings.json)."""
+    out = asdict(bench)
+    if bench.kind == "graded":
+        out["decoding"] = bench.decoding(family)
+    return out
+
+
+def markdown_table() -> str:
+    """The README's evaluation table, one row per entry."""
+    lines = ["| benchmark | kind | data (default) | grader / judge | FuseEval | differs here |", "|---|---|---|---|---|---|"]
+    for b in REGISTRY.values():
+        data = f"`{b.data}`" if b.data else "supplied"
+        lines.append(f"| {b.name} | {b.kind} | {data} | {b.grader} | {b.fuseeval} | {b.differs or '-'} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

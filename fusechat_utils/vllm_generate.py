@@ -1,0 +1,47 @@
+"""vLLM generation for 07_eval, run in the vLLM venv: `python -m fusechat_utils.vllm_generate REQUEST.json OUT.json`.
+
+The request (written by `evaluation.generate.generate_raw_vllm`) holds a model, raw prompt texts and one
+decoding (FuseEval's SamplingParams for the benchmark); OUT.json gets `decoding["n"]` texts per prompt. The prompt
+text goes to `LLM.generate` as a string, so vLLM adds the tokenizer's special tokens as FuseEval's scripts had it.
+Imports only vllm and the standard library (the worker venv has no trl/datasets).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "presence_penalty", "frequency_penalty",
+                 "seed", "stop", "stop_token_ids")
+
+
+def sampling_params(decoding: dict):
+    from vllm import SamplingParams
+
+    return SamplingParams(n=int(decoding.get("n") or 1), max_tokens=int(decoding["max_tokens"]),
+                          **{k: decoding[k] for k in SAMPLING_KEYS if decoding.get(k) not in (None, [])})
+
+
+def generate(req: dict) -> list[list[str]]:
+    from vllm import LLM
+
+    decoding = req["decoding"]
+    llm = LLM(model=req["model"], dtype=req.get("dtype", "bfloat16"), enforce_eager=True, seed=0,
+              max_model_len=decoding.get("max_model_len"), tensor_parallel_size=req.get("tensor_parallel_size", 1))
+    outs = llm.generate(req["texts"], sampling_params(decoding), use_tqdm=False)
+    return [[c.text for c in out.outputs] for out in outs]
+
+
+def main(request_path: str, out_path: str) -> None:
+    with open(request_path) as fh:
+        req = json.load(fh)
+    texts = generate(req)
+    tmp = f"{out_path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(texts, fh)
+    os.replace(tmp, out_path)
+
+
+if __name__ == "__main__":  # vLLM's engine starts worker processes with spawn
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,168 @@
+"""The benchmark registry is what runs: every entry end to end through 07_eval on stand-in models of the paper's
+target families (real chat templates), on real benchmark items, judged ones by a judge server on loopback."""
+
+import json
+import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fusechat_utils.chat_templates import stand_in_model
+from fusechat_utils.errors import UserError
+from fusechat_utils.evaluation import EvalConfig, run
+from fusechat_utils.evaluation.registry import FAMILIES, REGISTRY, family_of, markdown_table, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = ROOT / "tests" / "fixtures" / "benchmarks"
+# Benchmarks whose real file the kit cannot ship run on fixture rows in their released format.
+SUPPLIED = {"GPQA-Diamond": FIX / "gpqa_diamond.jsonl", "AMC 23": FIX / "amc23_test.jsonl",
+            "LiveCodeBench 2408-2411": FIX / "livecodebench_test.jsonl"}
+# One reply every judged pipeline can parse: Arena-Hard's verdict, MT-Bench's rating, AlignBench's score dict.
+VERDICT = "Both are fine. My final verdict is tie: [[A=B]]. Rating: [[6]]\n{'综合得分': 6}"
+
+
+class JudgeServer:
+    """An OpenAI-compatible /v1/chat/completions on loopback; AlpacaEval's weighted annotator gets 'm' with
+    top_logprobs, everyone else VERDICT. Counts requests."""
+
+    def __init__(self):
+        self.calls = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.calls += 1
+                logprobs = None
+                content = VERDICT
+                if body.get("logprobs"):
+                    top = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())}
+                           for t, p in (("m", 0.7), ("M", 0.3))]
+                    content, logprobs = "m", {"content": [{**top[0], "top_logprobs": top}]}
+                out = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                                  "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
+                                               "message": {"role": "assistant", "content": content}}],
+                                  "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+
+
+@pytest.fixture(scope="module")
+def judge_server():
+    server = JudgeServer()
+    yield server
+    server.httpd.shutdown()
+
+
+def test_every_paper_benchmark_has_one_entry_with_its_settings_per_family():
+    paper = set(pd.read_csv(ROOT / "fusechat_utils" / "data" / "paper" / "benchmarks.csv").benchmark) - {"Average"}
+    assert set(REGISTRY) == paper and len(REGISTRY) == 14
+    for bench in REGISTRY.values():
+        if bench.data:
+            assert (ROOT / "data" / "benchmarks" / bench.data).is_file(), bench.name
+        if bench.kind == "import":
+            continue
+        for family in FAMILIES:
+            decoding = settings(bench, family).get("decoding") or bench.impl().decoding(family)
+            assert {"temperature", "max_tokens"} <= set(decoding), (bench.name, family)
+
+
+def test_fuseeval_decoding_comes_from_the_entry():
+    assert REGISTRY["GPQA-Diamond"].decoding("llama3")["max_model_len"] == 8192
+    assert REGISTRY["MMLU-Pro"].decoding("llama3")["max_model_len"] == 4096
+    lcb = REGISTRY["LiveCodeBench 2408-2411"].decoding("qwen25")
+    assert (lcb["n"], lcb["temperature"], lcb["top_p"], lcb["max_tokens"]) == (10, 0.2, 0.95, 2000)
+    assert REGISTRY["GSM8K"].decoding("gemma2")["stop"] == ["<eos>", "<end_of_turn>"]
+
+
+def test_the_readme_evaluation_table_is_the_registry():
+    assert markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_the_family_comes_from_the_model_or_the_param(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma2"}))
+    assert family_of(str(tmp_path)) == "gemma2"
+    assert family_of("meta-llama/Llama-3.1-8B-Instruct") == "llama3"
+    assert family_of(str(tmp_path), "qwen25") == "qwen25"
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "phi3"}))
+    with pytest.raises(UserError, match="eval_prompt_family"):
+        family_of(str(tmp_path))
+
+
+def test_a_benchmark_without_a_shipped_file_names_the_param_to_set():
+    with pytest.raises(UserError, match="eval_data_files"):
+        REGISTRY["GPQA-Diamond"].data_path({})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_all_benchmarks_run_end_to_end_on_a_stand_in_of_each_family(family, tmp_path, judge_server, monkeypatch):
+    """13 benchmarks (LiveBench is imported) on 5 real items each (AlpacaEval's LC fit needs 5), through 07's own code path; the judged ones
+    against the loopback judge; a re-run of the judging reads every verdict from the caches."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    model = stand_in_model(tmp_path / "model", family)
+    names = [n for n, b in REGISTRY.items() if b.kind != "import"]
+    cfg = dict(run_dir=str(tmp_path / "run"), eval_models={"base": model}, eval_benchmarks=names,
+               eval_data_files={k: str(v) for k, v in SUPPLIED.items()}, eval_limit=5, eval_max_tokens_cap=6,
+               eval_judge_base_url=judge_server.url, eval_lcb_window=["2024-08-01", "2024-11-30"],
+               eval_judge_options={"AlpacaEval-2 (LC %)": {"glm": "length_controlled_minimal"}})
+    table = run(EvalConfig(**cfg))
+    assert set(table.benchmark) == set(names)
+    assert table.value.notna().all() and (table.n > 0).all()
+    settings_file = json.loads((tmp_path / "run" / "07_eval" / "eval_settings.json").read_text())
+    assert settings_file["prompt_family"] == family
+    assert settings_file["benchmarks"]["GSM8K"]["decoding"]["max_tokens"] == 2048  # FuseEval's; the cap is recorded
+    assert settings_file["max_tokens_cap"] == 6
+    samples = tmp_path / "run" / "07_eval" / "samples" / "base"
+    gsm = [json.loads(x) for x in (samples / "GSM8K.jsonl").read_text().splitlines()]
+    assert gsm[0]["prompt"].endswith({"llama3": "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                                      "qwen25": "<|im_start|>assistant\n",
+                                      "gemma2": "<start_of_turn>model\n"}[family])
+    lcb = [json.loads(x) for x in (samples / "LiveCodeBench 2408-2411.jsonl").read_text().splitlines()]
+    assert len(lcb[0]["responses"]) == 10  # FuseEval's n
+
+    calls = judge_server.calls
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "07_eval" / "parts")  # evaluate again; the judges' caches stay
+    again = run(EvalConfig(**cfg))
+    assert judge_server.calls == calls  # every verdict came from the caches
+    judged = [n for n, b in REGISTRY.items() if b.kind == "judged"]
+    pd.testing.assert_frame_equal(table[table.benchmark.isin(judged)].reset_index(drop=True),
+                                  again[again.benchmark.isin(judged)].reset_index(drop=True))
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_graded_benchmarks_run_through_vllm_in_its_own_venv(tmp_path):
+    """The paper profiles' backend: FuseEval's raw prompts and SamplingParams through vLLM (.venv-vllm on CPU);
+    LiveCodeBench's n=10 sampling included."""
+    python = ROOT / ".venv-vllm" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(".venv-vllm is missing (make vllm-venv)")
+    model = stand_in_model(tmp_path / "model", "qwen25", hidden=128)
+    names = ["GSM8K", "MMLU-Pro", "LiveCodeBench 2408-2411"]
+    cfg = EvalConfig(run_dir=str(tmp_path / "run"), eval_models={"base": model}, eval_benchmarks=names,
+                     eval_data_files={"LiveCodeBench 2408-2411": str(SUPPLIED["LiveCodeBench 2408-2411"])},
+                     eval_limit=2, eval_max_tokens_cap=8, eval_backend="vllm", eval_vllm_python=str(python),
+                     eval_dtype="float32")
+    table = run(cfg)
+    assert set(table.benchmark) == set(names) and (table.n > 0).all()
+    samples = tmp_path / "run" / "07_eval" / "samples" / "base"
+    lcb = [json.loads(x) for x in (samples / "LiveCodeBench 2408-2411.jsonl").read_text().splitlines()]
+    assert [len(r["responses"]) for r in lcb] == [10] * len(lcb)
+    assert len({tuple(r["responses"]) for r in lcb}) == len(lcb)  # sampled per prompt, not one text repeated
