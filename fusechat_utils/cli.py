@@ -1,5 +1,5 @@
-"""Command line: `fusechat run ...`, `fusechat sweep ...`, `fusechat toy-world` and `fusechat import-results`
-(also `python -m fusechat_utils ...`)."""
+"""Command line: `fusechat run ...`, `fusechat sweep ...`, `fusechat toy-world`, `fusechat import-results` and
+`fusechat export-data` (also `python -m fusechat_utils ...`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="override one param (repeatable); values are YAML scalars")
     run.add_argument("--run-name", help="outputs/<run-name>/ (default: the profile's name)")
     run.add_argument("--force", action="store_true", help="re-run steps even if inputs and params are unchanged")
+    run.add_argument("--quiet", action="store_true", help="one line per step, not the steps' own progress lines")
     sweep = sub.add_parser("sweep", help="run a profile over seeds and ablation variants, then summarise")
     sweep.add_argument("--profile", default="toy")
     sweep.add_argument("--name", required=True, help="outputs/<name>/<variant>-seed<k>/ and outputs/<name>/summary")
@@ -32,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
                          "<run-dir>/07_eval/results.csv; format: fusechat_utils/evaluation/results_import.py")
     imp.add_argument("--run-dir", required=True, help="the run folder, e.g. outputs/llama3.1-8b")
     imp.add_argument("file", help="CSV or JSON with model, stage, benchmark, metric, value, n, stderr, source")
+    exp = sub.add_parser("export-data", help="write a run's 04_pairs SFT and DPO sets in the released FuseChat-3.0 "
+                         "schema (<out>/sft.jsonl, <out>/dpo.jsonl), for sft_data / dpo_data or the hub")
+    exp.add_argument("--run-dir", required=True, help="the run folder, e.g. outputs/toy")
+    exp.add_argument("--out", required=True, help="the folder to write into")
     return parser
 
 
@@ -40,7 +45,8 @@ def _run(args) -> int:
     from fusechat_utils.runner import run_pipeline
     from fusechat_utils.summary import print_summary
 
-    print_summary(run_pipeline(args.profile, args.steps, parse_set(args.sets), args.run_name, args.force))
+    print_summary(run_pipeline(args.profile, args.steps, parse_set(args.sets), args.run_name, args.force,
+                               progress=not args.quiet))
     return 0
 
 
@@ -78,6 +84,14 @@ def _import_results(args) -> int:
     return 0
 
 
+def _export_data(args) -> int:
+    from fusechat_utils.train_data import export
+
+    for name, path in export(args.run_dir, args.out).items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Errors the user can fix (UserError: params, input files, a busy run folder, a failing notebook) print as
     one line and exit 1; anything else is a bug in the kit and propagates with its traceback."""
@@ -86,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"run": _run, "sweep": _sweep, "toy-world": _toy_world,
-                "import-results": _import_results}[args.command](args)
+                "import-results": _import_results, "export-data": _export_data}[args.command](args)
     except UserError as err:
         print(f"fusechat {args.command}: {err}", file=sys.stderr)
         return 1

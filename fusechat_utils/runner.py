@@ -10,7 +10,8 @@ output files still have the hashes the manifest recorded; it is reused (copied) 
 the same fingerprint, after the same check there; otherwise it runs, and the log says why (`params changed:
 dpo_beta`, `code changed: fusechat_utils/pairs.py`, `output edited: sft.parquet`, ...). One process writes a run
 folder at a time (`runlock`). A failing step stops the run and names the step, the executed notebook and the
-failing cell's error.
+failing cell's error. While a step runs, its own output lines (training loss per logging step, sampling and
+scoring progress) stream to the terminal (`step_output.StepOutput`); `progress=False` keeps one line per step.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from fusechat_utils.errors import UserError
 from fusechat_utils.io import hash_obj, hash_path, read_json, write_json
 from fusechat_utils.provenance import package_versions, step_code
 from fusechat_utils.runlock import run_lock
-from fusechat_utils.steps import STEPS, config_class, notebook_path, select_steps
+from fusechat_utils.step_output import StepOutput
+from fusechat_utils.steps import DATA_PARAMS, config_class, notebook_path, select_steps, upstream_steps
 
 MANIFEST = "manifest.json"
+# Step files that are not results: trackers' logs (05/06 with report_to trackio), which viewing them may rewrite
+NOT_OUTPUTS = ("trackio",)
 # Where identical steps of other runs are found; tests point it at a temporary folder.
 STEP_CACHE_ENV = "FUSECHAT_STEP_CACHE"
 
@@ -70,14 +74,18 @@ def step_params(step: str, profile_params: dict[str, Any], run_dir: str) -> dict
 
 
 def input_hashes(step: str, params: dict[str, Any], run_dir: Path) -> dict[str, str]:
-    """Upstream steps' output hashes plus a content hash of every local file or folder a param names."""
+    """Upstream steps' output hashes plus a content hash of every local file or folder a param names; a hub
+    dataset that 05/06 train from is named by its id (and @revision, when pinned)."""
     inputs = {}
-    for upstream in STEPS[step][1]:
+    for upstream in upstream_steps(step, params):
         manifest = run_dir / upstream / MANIFEST
         inputs[upstream] = read_json(manifest)["outputs_hash"] if manifest.is_file() else "missing"
     for key, value in sorted(params.items()):
         if key != "run_dir" and isinstance(value, str) and value and Path(value).exists():
             inputs[f"param:{key}"] = hash_path(value)
+    data_key = DATA_PARAMS.get(step, ("",))[0]
+    if params.get(data_key) and f"param:{data_key}" not in inputs:
+        inputs[f"param:{data_key}"] = f"hub:{params[data_key]}"
     return inputs
 
 
@@ -87,7 +95,7 @@ def notebook_hash(path: Path) -> str:
 
 
 def output_hashes(step_dir: Path) -> dict[str, str]:
-    skip = {MANIFEST, f"{step_dir.name}.ipynb"}
+    skip = {MANIFEST, f"{step_dir.name}.ipynb", *NOT_OUTPUTS}
     return {p.name: hash_path(p) for p in sorted(step_dir.iterdir()) if p.name not in skip and not p.name.startswith(".")}
 
 
@@ -148,16 +156,22 @@ def outputs_reason(manifest: dict, step_dir: Path) -> str | None:
     return None
 
 
-def execute(step: str, params: dict[str, Any], out_nb: Path) -> None:
+def execute(step: str, params: dict[str, Any], out_nb: Path, log=None) -> None:
+    """Run the step's notebook into `out_nb`; with `log`, the kernel's output lines go to it as they come."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    streams = [StepOutput(step, log), StepOutput(step, log)] if log else [None, None]
     try:
         papermill.execute_notebook(str(notebook_path(step)), str(out_nb), parameters=params, kernel_name="python3",
-                                   cwd=str(PROJECT_ROOT), progress_bar=False, log_output=False)
+                                   cwd=str(PROJECT_ROOT), progress_bar=False, log_output=False,
+                                   stdout_file=streams[0], stderr_file=streams[1])
     except PapermillExecutionError as err:
         raise StepFailed(f"step {step} failed in cell {err.cell_index} ({err.ename}: {err.evalue})\n"
                          f"  executed notebook: {out_nb}") from None
+    finally:
+        for stream in filter(None, streams):
+            stream.close()
 
 
 def cache_entry(step: str, fingerprint: str) -> Path:
@@ -185,7 +199,7 @@ def reuse(step: str, fingerprint: str, step_dir: Path, params: dict[str, Any]) -
     return source
 
 
-def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta: dict) -> StepResult:
+def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta: dict, log=None) -> StepResult:
     step_dir = run_dir / step
     out_nb = step_dir / f"{step}.ipynb"
     parts = fingerprint_parts(step, params, run_dir)
@@ -201,7 +215,7 @@ def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta
     step_dir.mkdir(parents=True, exist_ok=True)
     manifest_path.unlink(missing_ok=True)  # a failed re-run must not look finished
     started = time.time()
-    execute(step, params, out_nb)
+    execute(step, params, out_nb, log)
     wall = time.time() - started
     outputs = output_hashes(step_dir)
     write_json(manifest_path, {
@@ -217,8 +231,10 @@ def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta
 
 
 def run_pipeline(profile: str, steps: str | None = None, overrides: dict[str, Any] | None = None,
-                 run_name: str | None = None, force: bool = False, log=print) -> list[StepResult]:
-    """Run the selected steps of a profile in order, holding the run folder's lock; one StepResult per step."""
+                 run_name: str | None = None, force: bool = False, log=print, progress: bool = True
+                 ) -> list[StepResult]:
+    """Run the selected steps of a profile in order, holding the run folder's lock; one StepResult per step.
+    `log` gets a line per step and, with `progress`, each step's own output lines while it runs."""
     overrides = dict(overrides or {})
     selected = select_steps(steps)
     params = load_profile(profile, overrides, steps=selected)  # every selected step's params, before any runs
@@ -231,7 +247,8 @@ def run_pipeline(profile: str, steps: str | None = None, overrides: dict[str, An
     with run_lock(run_dir):
         for i, step in enumerate(selected, 1):
             log(f"[{i}/{len(selected)}] {step} ...", flush=True)
-            result = run_step(step, step_params(step, params, params["run_dir"]), run_dir, force, meta)
+            result = run_step(step, step_params(step, params, params["run_dir"]), run_dir, force, meta,
+                              log if progress else None)
             why = f"; {result.reason}" if result.reason else ""
             log(f"[{i}/{len(selected)}] {step} {result.status} ({result.wall_time_s:.1f} s{why}) -> {result.notebook}",
                 flush=True)

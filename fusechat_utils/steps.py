@@ -22,6 +22,17 @@ STEPS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# step -> (param, upstream step): a non-empty value of the param names the data the step trains on instead of that
+# upstream step's output (05/06 from a file or a hub dataset), so the step then neither needs nor follows it.
+DATA_PARAMS: dict[str, tuple[str, str]] = {"05_sft": ("sft_data", "04_pairs"), "06_dpo": ("dpo_data", "04_pairs")}
+
+
+def upstream_steps(step: str, params: dict) -> tuple[str, ...]:
+    """The steps whose outputs this step reads under these params."""
+    param, replaced = DATA_PARAMS.get(step, (None, None))
+    return tuple(s for s in STEPS[step][1] if not (param and params.get(param) and s == replaced))
+
+
 def config_class(step: str) -> type:
     target, _ = STEPS[step]
     module, name = target.split(":")

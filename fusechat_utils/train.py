@@ -8,10 +8,17 @@ Entry point of the launched ranks: python -m fusechat_utils.train --step 05_sft 
 Beyond the kit's params: `sft_trainer_args` / `dpo_trainer_args` pass any other TRL option, and `sft_peft` /
 `dpo_peft` (lora, qlora) train a LoRA adapter that is merged into the model the step saves (train_options.py).
 
-SFT data route: 04's `conversations` become TRL's conversational prompt/completion format (prompt = all turns up
+Data: `sft_data` / `dpo_data` = '' trains on this run's 04_pairs sets; a .parquet / .jsonl / .json file or a hub
+dataset id in the released FuseChat-3.0 schema (or TRL's conversational formats) trains on that instead
+(train_data.py). metrics.json records the source and its hash.
+
+SFT data route: the `conversations` become TRL's conversational prompt/completion format (prompt = all turns up
 to the last assistant turn, completion = that turn). TRL then trains on completion tokens only for ANY chat
 template; `assistant_only_loss=True` would need {% generation %} markers that the paper's hub templates
 (Llama-3.1, Qwen2.5, Gemma-2) lack. FuseChat's SFT rows are single-turn, so nothing is lost.
+
+Tracking: `<p>trainer_args: {report_to: trackio}` logs the curves with trackio into `<step>/trackio/`
+(train_options.tracking); one progress line per logging step is printed either way (`fusechat run` shows it).
 """
 
 from __future__ import annotations
@@ -22,21 +29,24 @@ import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from fusechat_utils import train_data
 from fusechat_utils import train_options as options
 from fusechat_utils.config import SeededStepConfig, invalid
 from fusechat_utils.io import seed_everything, write_json
 from fusechat_utils.train_launch import (
     SampleLog, checkpoint_step, grad_accumulation, history_frame, launch, needs_launch, peak_memory, plot_history,
-    prepare_resume, resume_point, world_size,
+    prepare_resume, progress_callback, resume_point, world_size,
 )
 
-ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+DATA_HELP = ("'': this run's 04_pairs/{name}.parquet; else a .parquet/.jsonl/.json file or a hub dataset id"
+             "[@revision], in the released FuseChat-3.0 schema")
 
 
 @dataclass
 class SFTStepConfig(SeededStepConfig):
     STEP: ClassVar[str] = "05_sft"
     target_model: str = field(default="outputs/toy_world/models/target", metadata={"help": "model SFT starts from"})
+    sft_data: str = field(default="", metadata={"help": DATA_HELP.format(name="sft")})
     sft_learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate (paper: per target)"})
     sft_num_train_epochs: float = field(default=3.0, metadata={"help": "epochs over sft.parquet"})
     sft_max_steps: int = field(default=1200, metadata={"help": "optimizer steps (-1: use the epochs)"})
@@ -66,6 +76,7 @@ class SFTStepConfig(SeededStepConfig):
         check_options(self, "sft_")
 
     def check_machine(self) -> None:
+        train_data.check_exists(self.sft_data, "sft_data")
         options.check_machine(self, "sft_")
 
 
@@ -73,6 +84,7 @@ class SFTStepConfig(SeededStepConfig):
 class DPOStepConfig(SeededStepConfig):
     STEP: ClassVar[str] = "06_dpo"
     target_model: str = field(default="outputs/toy_world/models/target", metadata={"help": "recorded; DPO starts from 05_sft"})
+    dpo_data: str = field(default="", metadata={"help": DATA_HELP.format(name="dpo")})
     dpo_beta: float = field(default=10.0, metadata={"help": "DPO beta (paper: 10 Llama LN-DPO, 0.01 Qwen/Gemma)"})
     dpo_loss_type: str = field(default="sigmoid_norm", metadata={"help": "sigmoid_norm: length-normalized DPO"})
     dpo_learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (paper: per target)"})
@@ -108,6 +120,7 @@ class DPOStepConfig(SeededStepConfig):
                           f"{self.dpo_eval_fraction}", "dpo_eval_fraction")
 
     def check_machine(self) -> None:
+        train_data.check_exists(self.dpo_data, "dpo_data")
         options.check_machine(self, "dpo_")
 
 
@@ -121,7 +134,8 @@ def check_batches(cfg, prefix: str) -> None:
 
 
 def check_options(cfg, prefix: str) -> None:
-    """`<p>trainer_args` and the LoRA keys, checked when the config is built (train_options)."""
+    """`<p>data`, `<p>trainer_args` and the LoRA keys, checked when the config is built (train_options)."""
+    train_data.check_value(getattr(cfg, f"{prefix}data"), f"{prefix}data")
     options.check_trainer_args(cfg, prefix)
     options.check_peft(cfg, prefix)
 
@@ -145,33 +159,17 @@ def trainer_args(cfg, prefix: str, **kit) -> dict:
         dataloader_num_workers=0, ddp_backend="gloo" if cpu and world_size() > 1 else None,
         ddp_find_unused_parameters=False,  # causal LMs use every parameter; True costs a graph walk per step
     )
-    return {**shared, **kit, **getattr(cfg, f"{prefix}trainer_args")}  # the user's may replace report_to, bf16...
+    user = getattr(cfg, f"{prefix}trainer_args")  # may replace report_to, bf16...
+    return {**shared, **kit, **options.tracking(cfg, user.get("report_to")), **user}
 
 
-def to_prompt_completion(conversations, where: str) -> dict:
-    """[{from, value}, ...] -> {prompt: [...turns], completion: [last assistant turn]}; bad rows name the row."""
-    msgs = []
-    for turn in conversations:
-        if not isinstance(turn, dict):
-            raise ValueError(f"{where}: field 'conversations' has a turn that is not a {{from, value}} mapping")
-        role = ROLES.get(turn.get("from") or turn.get("role"))
-        if role is None:
-            raise ValueError(f"{where}: field 'conversations' has a turn with unknown role {turn!r}")
-        msgs.append({"role": role, "content": str(turn.get("value", turn.get("content", "")))})
-    if len(msgs) < 2 or msgs[-1]["role"] != "assistant":
-        raise ValueError(f"{where}: field 'conversations' must end with an assistant (gpt) turn")
-    return {"prompt": msgs[:-1], "completion": msgs[-1:]}
-
-
-def sft_dataset(path):
-    import pandas as pd
+def sft_dataset(source):
+    """The SFT rows as an HF dataset of prompt/completion message lists; `source`: a train_data.Source or a file."""
     from datasets import Dataset
 
-    df = pd.read_parquet(path)
-    if "conversations" not in df.columns:
-        raise ValueError(f"{path}: no 'conversations' column (columns: {list(df.columns)})")
-    rows = [to_prompt_completion(list(c), f"{path} row {i}") for i, c in enumerate(df["conversations"])]
-    return Dataset.from_list(rows)
+    if not isinstance(source, train_data.Source):
+        source = train_data.Source("file", str(source))
+    return Dataset.from_list(train_data.sft_rows(source))
 
 
 def finish(cfg, trainer, started: float, plot_keys: list[str], extra: dict, resumed_step: int = 0) -> dict:
@@ -216,22 +214,24 @@ def train_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
 
     started = time.time()
     seed_everything(cfg.seed)
-    data = sft_dataset(cfg.step_dir.parent / "04_pairs" / "sft.parquet")
+    source = train_data.resolve(cfg.sft_data, cfg.run_dir, "sft")
+    data = sft_dataset(source)
     tok = load_tokenizer(cfg.target_model)
     args = SFTConfig(**trainer_args(cfg, "sft_"))  # before the model: under ZeRO-3 it must exist at load time
     trainer = SFTTrainer(model=options.load_policy(cfg.target_model, cfg, "sft_"), args=args, train_dataset=data,
-                         processing_class=tok, callbacks=callbacks, peft_config=options.lora_config(cfg, "sft_"))
+                         processing_class=tok, callbacks=[*(callbacks or []), progress_callback()],
+                         peft_config=options.lora_config(cfg, "sft_"))
     resume = resume_point(args.output_dir)
     trainer.data_collator = SampleLog(trainer.data_collator, cfg.step_dir / "samples", "input_ids",
                                       (checkpoint_step(resume) or 0) * args.gradient_accumulation_steps)
     trainer.train(resume_from_checkpoint=resume)
     options.save_trained(trainer, tok, cfg.step_dir, base=cfg.target_model, peft=cfg.sft_peft)
-    return finish(cfg, trainer, started, ["loss", "learning_rate"], {"examples": len(data), "peft": cfg.sft_peft},
-                  checkpoint_step(resume) or 0)
+    extra = {"examples": len(data), "peft": cfg.sft_peft, "data": source.describe(cfg.run_dir)}
+    return finish(cfg, trainer, started, ["loss", "learning_rate"], extra, checkpoint_step(resume) or 0)
 
 
 def run_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
-    """Step 05: SFT the target on 04's sft.parquet; launches accelerate when more than one process is asked for."""
+    """Step 05: SFT the target on 04's sft.parquet (or `sft_data`); launches accelerate for more than one process."""
     cfg.check_machine()
     prepare_resume(cfg, "sft_")
     if needs_launch(cfg.sft_accelerate_config, cfg.sft_num_processes):
@@ -241,7 +241,8 @@ def run_sft(cfg: SFTStepConfig, callbacks=None) -> dict:
 
 
 def run_dpo(cfg: DPOStepConfig, callbacks=None) -> dict:
-    """Step 06: DPO from 05's model on 04's dpo.parquet, reference = that SFT model; keeps the better checkpoint."""
+    """Step 06: DPO from 05's model on 04's dpo.parquet (or `dpo_data`), reference = that SFT model; keeps the
+    better checkpoint."""
     from fusechat_utils import train_dpo
 
     cfg.check_machine()

@@ -13,37 +13,27 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from fusechat_utils import train_data
 from fusechat_utils import train_options as options
 from fusechat_utils.io import seed_everything, write_json
 from fusechat_utils.train import finish, trainer_args
-from fusechat_utils.train_launch import checkpoint_step, last_checkpoint, resume_point
+from fusechat_utils.train_launch import checkpoint_step, last_checkpoint, progress_callback, resume_point
 
 PLOT_KEYS = ["loss", "rewards/margins", "rewards/accuracies", "eval_loss", "eval_rewards/accuracies"]
 
 
-def _messages(value, where: str, field: str) -> list[dict]:
-    try:
-        msgs = [{"role": m["role"], "content": m["content"]} for m in value]
-    except (TypeError, KeyError) as err:
-        raise ValueError(f"{where}: field '{field}' must be a list of {{role, content}} messages ({err})") from err
-    # parquet fills a missing struct key with None: a message without role or content text is a bad row
-    if not msgs or not all(isinstance(m["role"], str) and isinstance(m["content"], str) for m in msgs):
-        raise ValueError(f"{where}: field '{field}' must be a non-empty list of {{role, content}} string messages")
-    return msgs
-
-
-def dpo_splits(path: Path, eval_fraction: float, seed: int):
-    """dpo.parquet -> (train, held-out) HF datasets of prompt/chosen/rejected message lists."""
-    import pandas as pd
+def dpo_splits(source, eval_fraction: float, seed: int):
+    """The DPO rows -> (train, held-out) HF datasets of prompt/chosen/rejected message lists; `source`: a
+    train_data.Source or a file."""
     from datasets import Dataset
 
-    df = pd.read_parquet(path)
-    rows = [{f: _messages(r[f], f"{path} row {i}", f) for f in ("prompt", "chosen", "rejected")}
-            for i, r in enumerate(df.to_dict("records"))]
-    data = Dataset.from_list(rows).shuffle(seed=seed)
+    if not isinstance(source, train_data.Source):
+        source = train_data.Source("file", str(source))
+    data = Dataset.from_list(train_data.dpo_rows(source)).shuffle(seed=seed)
     n_eval = int(round(eval_fraction * len(data))) if eval_fraction > 0 else 0
     if n_eval >= len(data):
-        raise ValueError(f"{path}: dpo_eval_fraction {eval_fraction} leaves no training pairs of {len(data)}")
+        raise train_data.DataError(f"{source.path}: dpo_eval_fraction {eval_fraction} leaves no training pairs of "
+                                   f"{len(data)}")
     return data.select(range(n_eval, len(data))), (data.select(range(n_eval)) if n_eval else None)
 
 
@@ -88,7 +78,8 @@ def train_dpo(cfg, callbacks=None) -> dict:
     started = time.time()
     seed_everything(cfg.seed)
     sft_dir = str(cfg.step_dir.parent / "05_sft" / "model")
-    train_set, eval_set = dpo_splits(cfg.step_dir.parent / "04_pairs" / "dpo.parquet", cfg.dpo_eval_fraction, cfg.seed)
+    source = train_data.resolve(cfg.dpo_data, cfg.run_dir, "dpo")
+    train_set, eval_set = dpo_splits(source, cfg.dpo_eval_fraction, cfg.seed)
     tok = load_tokenizer(sft_dir)
     # args before the models: under ZeRO-3 the config must exist at load time for weights to load partitioned
     args = DPOConfig(**trainer_args(cfg, "dpo_", beta=cfg.dpo_beta, loss_type=cfg.dpo_loss_type,
@@ -98,8 +89,8 @@ def train_dpo(cfg, callbacks=None) -> dict:
     # LoRA none is loaded: TRL 1.16 computes the reference with the adapter disabled, i.e. the SFT model itself.
     ref = None if peft_config else load_causal_lm(sft_dir).eval().requires_grad_(False)
     trainer = DPOTrainer(model=options.load_policy(sft_dir, cfg, "dpo_"), ref_model=ref, args=args,
-                         train_dataset=train_set, eval_dataset=eval_set, processing_class=tok, callbacks=callbacks,
-                         peft_config=peft_config)
+                         train_dataset=train_set, eval_dataset=eval_set, processing_class=tok,
+                         callbacks=[*(callbacks or []), progress_callback()], peft_config=peft_config)
     resume = resume_point(args.output_dir)
     trainer.train(resume_from_checkpoint=resume)
     ensure_final_checkpoint(trainer)
@@ -109,5 +100,5 @@ def train_dpo(cfg, callbacks=None) -> dict:
         write_json(cfg.step_dir / "checkpoint_choice.json", choice)
     extra = {"pairs_train": len(train_set), "pairs_eval": len(eval_set) if eval_set else 0,
              "checkpoint_choice": choice, "reference": sft_dir, "target_model": cfg.target_model,
-             "peft": cfg.dpo_peft}
+             "peft": cfg.dpo_peft, "data": source.describe(cfg.run_dir)}
     return finish(cfg, trainer, started, PLOT_KEYS, extra, checkpoint_step(resume) or 0)

@@ -126,6 +126,33 @@ def read_sample_logs(folder: Path, accumulation: int) -> list[set[str]]:
     return [steps[k] for k in sorted(steps)]
 
 
+# What the progress line of a logging step shows, when the log has it (SFT: loss; DPO: rewards; the last: train_loss)
+PROGRESS_KEYS = ("loss", "learning_rate", "grad_norm", "rewards/accuracies", "rewards/margins", "eval_loss",
+                 "eval_rewards/accuracies", "train_loss")
+
+
+def progress_line(step: int, max_steps: int, logs: dict) -> str | None:
+    """'step 20/1200: loss 2.3141, learning_rate 0.0019, ...' for one training log entry (None: nothing to show)."""
+    shown = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in
+             ((k, logs[k]) for k in PROGRESS_KEYS if k in logs)]
+    return f"step {step}/{max_steps}: " + ", ".join(shown) if shown else None
+
+
+def progress_callback():
+    """A TrainerCallback printing one progress line per logging step on the main process: in a notebook the
+    trainer's own progress is an HTML table, which `fusechat run` cannot show in a terminal; these lines it shows
+    (runner streams the step's output), and the executed notebook keeps them."""
+    from transformers import TrainerCallback
+
+    class PrintProgress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            line = progress_line(state.global_step, state.max_steps, logs or {})
+            if state.is_world_process_zero and line:
+                print(line, flush=True)
+
+    return PrintProgress()
+
+
 def last_checkpoint(folder: Path) -> str | None:
     """The newest complete `checkpoint-N` under folder (resume point), or None.
 

@@ -1,11 +1,17 @@
-"""Options of 05_sft / 06_dpo beyond the kit's own params: any TRL trainer option, and LoRA / QLoRA through peft.
+"""Options of 05_sft / 06_dpo beyond the kit's own params: any TRL trainer option, LoRA / QLoRA through peft, and
+experiment trackers.
 
 Usage (the step configs and fusechat_utils.train call these; `p` is the step's prefix, "sft_" or "dpo_"):
     check_trainer_args(cfg, p)   # config build: an unknown or kit-owned key in `<p>trainer_args` -> ParamError
     check_peft(cfg, p)           # config build: `<p>peft` in none|lora|qlora, LoRA sizes in range
-    check_machine(cfg, p)        # before a run: qlora without a CUDA GPU or without bitsandbytes -> ParamError
+    check_machine(cfg, p)        # before a run: a tracker not installed, qlora without a CUDA GPU or bitsandbytes
     model, peft_config = load_policy(path, cfg, p), lora_config(cfg, p)
     save_trained(trainer, tok, cfg.step_dir, base=path, peft=cfg.sft_peft)   # model/ (+ adapter/ with LoRA)
+    tracking(cfg, report_to)     # {report_to: trackio}: its files in <step>/trackio/, project = the run's name
+
+Trackers (`<p>trainer_args: {report_to: ...}`): trackio (local, no account) writes into the step folder;
+tensorboard writes event files under `<step>/checkpoints/runs/`; wandb follows its own WANDB_* variables
+(WANDB_MODE=offline without an account). check_machine refuses a tracker whose package is not installed.
 
 With LoRA the step still writes a normal model to `<step>/model/`: the adapter (kept in `<step>/adapter/`) is
 merged into a fresh full-precision load of the base, so 06 and 07 never see peft. Under QLoRA the merge is into
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from pathlib import Path
 
 from fusechat_utils.config import invalid
@@ -34,6 +41,9 @@ OWNED = {
 }
 DPO_OWNED = {"beta": "dpo_beta", "loss_type": "dpo_loss_type",
              "per_device_eval_batch_size": "dpo_per_device_train_batch_size"}
+# report_to names -> the module each needs (transformers would fail only when the trainer is built).
+TRACKERS = {"trackio": "trackio", "tensorboard": "tensorboard", "wandb": "wandb"}
+TRACKIO_FOLDER = "trackio"
 # Options TRL would silently ignore here, and why.
 IGNORED = {"model_init_kwargs": "the kit loads the model itself (fusechat_utils.models.load_causal_lm), so TRL "
                                 "ignores model_init_kwargs"}
@@ -90,11 +100,13 @@ def check_peft(cfg, prefix: str) -> None:
 
 
 def check_machine(cfg, prefix: str) -> None:
-    """QLoRA needs a CUDA GPU and bitsandbytes: say so before anything loads or trains, never fall back."""
+    """A tracker's package, and for QLoRA a CUDA GPU and bitsandbytes: say so before anything loads or trains,
+    never fall back."""
     import importlib.util
 
     import torch
 
+    check_trackers(cfg, prefix)
     key = f"{prefix}peft"
     if getattr(cfg, key) != "qlora":
         return
@@ -104,6 +116,44 @@ def check_machine(cfg, prefix: str) -> None:
                       f"unquantized model here", key)
     if importlib.util.find_spec("bitsandbytes") is None:
         raise invalid(f"key '{key}' is 'qlora', which needs bitsandbytes: `pip install -e '.[gpu]'`", key)
+
+
+def _names(report_to) -> list[str]:
+    return [report_to] if isinstance(report_to, str) else list(report_to or [])
+
+
+def check_trackers(cfg, prefix: str) -> None:
+    """ParamError when `<p>trainer_args.report_to` names a tracker whose package is not installed."""
+    import importlib.util
+
+    key = f"{prefix}trainer_args"
+    for name in _names(getattr(cfg, key).get("report_to")):
+        module = TRACKERS.get(name)
+        if module and importlib.util.find_spec(module) is None:
+            raise invalid(f"key '{key}': report_to {name!r} needs the {module} package: `pip install {module}`", key)
+
+
+def tracking(cfg, report_to) -> dict:
+    """The trainer args a tracker needs from the kit (the user's trainer_args still override them). For trackio:
+    its files go to `<step>/trackio/`, so a run's curves live with the run (view them with `TRACKIO_DIR=<that
+    folder> trackio show`), the project is the run's name and the run is the step."""
+    if TRACKIO_FOLDER not in _names(report_to):
+        return {}
+    point_trackio_at(Path(cfg.step_dir) / TRACKIO_FOLDER)
+    return {"project": Path(cfg.run_dir).name, "run_name": cfg.STEP}
+
+
+def point_trackio_at(folder: Path) -> None:
+    """trackio reads TRACKIO_DIR once, when imported, into module constants: set the variable, and re-point a
+    trackio already imported in this process (a second step run in one process, as the tests do)."""
+    folder = Path(folder).resolve()
+    os.environ["TRACKIO_DIR"] = str(folder)
+    derived = {"TRACKIO_DIR": folder, "MEDIA_DIR": folder / "media", "ARTIFACTS_DIR": folder / "artifacts"}
+    for name, module in list(sys.modules.items()):
+        if name == "trackio" or name.startswith("trackio."):
+            for attr, value in derived.items():
+                if isinstance(getattr(module, attr, None), Path):
+                    setattr(module, attr, value)
 
 
 def lora_config(cfg, prefix: str):

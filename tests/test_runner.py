@@ -176,3 +176,53 @@ def test_cli_prints_a_bug_with_its_traceback(monkeypatch):
     monkeypatch.setattr(runner, "run_pipeline", broken)
     with pytest.raises(ZeroDivisionError):
         main(["run", "--profile", "toy", "--steps", "01"])
+
+
+def test_step_output_shows_lines_as_they_come_and_thins_progress_bars():
+    from fusechat_utils.step_output import StepOutput
+
+    shown, now = [], [0.0]
+    out = StepOutput("02_sampling", lambda line, **k: shown.append(line), bar_interval_s=10, clock=lambda: now[0])
+    out.write("loading the model\nhalf a li")
+    assert shown == ["  02_sampling | loading the model"]  # a partial line waits for its end
+    out.write("ne\n")
+    for k in range(0, 11):  # tqdm redraws with carriage returns, here 1 s apart
+        now[0] = float(k)
+        out.write(f"\rhf src-llama:  {k * 10}%|{'#' * k}| {k}/10 [00:0{k}<00:00]")
+    out.write("\rscore blocks:   0%|          | 0/4\rscore blocks: 100%|##########| 4/4\n")
+    out.write("x" * 1000)
+    out.close()
+    assert shown[1] == "  02_sampling | half a line"
+    # a bar: not at 0 %, then at most every 10 s, and done
+    bars = [s.split("|")[1].strip() for s in shown[2:-1]]
+    assert bars == ["hf src-llama:  10%", "hf src-llama:  100%", "score blocks: 100%"]
+    assert len(shown[-1]) < 300 and shown[-1].endswith("…")
+
+
+def test_run_streams_the_steps_progress_and_trains_from_an_external_file(tmp_path):
+    """05 through the runner with sft_data = a local file: the training loss lines reach the terminal while the step
+    runs (its manifest is written only after), the manifest records the file, and editing the file reruns 05."""
+    from test_train_sft import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    data = tmp_path / "sft.jsonl"
+    row = lambda i: {"conversations": [{"from": "human", "value": f"what is {i} + 1"},  # noqa: E731
+                                       {"from": "gpt", "value": f"answer {i + 1}"}]}
+    data.write_text("".join(json.dumps(row(i)) + "\n" for i in range(16)))
+    run_dir = tmp_path / "run"
+    sets = {"run_dir": str(run_dir), "target_model": model, "sft_data": str(data), "sft_max_steps": 4,
+            "sft_logging_steps": 1, "sft_save_steps": 4, "sft_global_batch_size": 4,
+            "sft_per_device_train_batch_size": 4, "sft_max_length": 64}
+    seen = []  # (line, whether the step had finished when the line came)
+    log = lambda line, **k: seen.append((line, (run_dir / "05_sft" / "manifest.json").exists()))  # noqa: E731
+    assert [r.status for r in run_pipeline("toy", "05", sets, log=log)] == ["ran"]
+    during = [line for line, finished in seen if not finished]
+    assert any(line.startswith("  05_sft | step 2/4: loss") for line in during), seen
+    assert seen[-1][0].startswith("[1/1] 05_sft ran")
+    manifest = read_json(run_dir / "05_sft" / "manifest.json")
+    assert "param:sft_data" in manifest["inputs"] and "04_pairs" not in manifest["inputs"]  # no 04 needed
+    assert json.loads((run_dir / "05_sft" / "metrics.json").read_text())["data"]["source"] == str(data)
+    data.write_text(data.read_text() + json.dumps(row(99)) + "\n")
+    quiet = []
+    result = run_pipeline("toy", "05", sets, log=lambda line, **k: quiet.append(line), progress=False)[0]
+    assert (result.status, result.reason) == ("ran", "inputs changed: param:sft_data") and len(quiet) == 2

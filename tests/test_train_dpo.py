@@ -120,3 +120,20 @@ def test_a_stopped_dpo_run_resumes_and_ends_at_the_same_step(tiny):
     assert set(second["metrics"]["checkpoint_choice"]["candidates"]) == {"checkpoint-6", "checkpoint-8"}
     steps = [r["step"] for r in second["log"].to_dict("records") if r.get("loss") == r.get("loss")]
     assert steps == list(range(1, 9)), steps
+
+
+def test_run_dpo_trains_from_an_external_file_and_records_it(tiny, tmp_path):
+    ask = lambda i: {"role": "user", "content": f"what is {i} + 1"}  # noqa: E731
+    rows = [{"chosen": [ask(i), {"role": "assistant", "content": f"answer {i + 1}"}],
+             "rejected": [ask(i), {"role": "assistant", "content": "abc"}]}
+            for i in range(10)]  # TRL's implicit prompt: the shared first turn
+    data = tmp_path / "pairs.json"
+    data.write_text(json.dumps(rows))
+    run = tiny["root"] / "run_external"
+    shutil.copytree(tiny["model"], run / "05_sft" / "model")  # no 04_pairs folder: the step does not need one
+    cfg = DPOStepConfig(run_dir=str(run), target_model=tiny["model"], dpo_data=str(data), dpo_max_steps=2,
+                        dpo_save_steps=2, dpo_global_batch_size=4, dpo_per_device_train_batch_size=4,
+                        dpo_eval_fraction=0.2, dpo_logging_steps=1, dpo_max_length=64)
+    m = run_dpo(cfg)["metrics"]
+    assert m["steps"] == 2 and (m["pairs_train"], m["pairs_eval"]) == (8, 2)
+    assert m["data"]["source"] == str(data) and len(m["data"]["hash"]) == 64

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from fusechat_utils.train import SFTStepConfig, run_sft, to_prompt_completion
+from fusechat_utils.train import SFTStepConfig, run_sft
+from fusechat_utils.train_data import to_prompt_completion
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['role'] == 'assistant' %}{% generation %}"
@@ -155,3 +156,47 @@ def test_checkpoints_from_other_params_are_moved_aside_not_resumed(world):
     lrs = [r["learning_rate"] for r in state["log_history"] if "learning_rate" in r]
     assert 0 < max(lrs) <= 1e-3, "the new checkpoints come from a fresh run at the new learning rate"
     assert result["metrics"]["steps"] == 10
+
+
+def test_sft_trains_from_an_external_file_and_records_it(world, tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"what is {i} + 1"},
+                          {"role": "assistant", "content": f"answer {i + 1}"}]} for i in range(16)]
+    data = tmp_path / "external.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = world["root"] / "run_external"  # no 04_pairs folder: the step does not need one
+    result = run_sft(sft_cfg(run, world["model"], sft_data=str(data), sft_max_steps=4, sft_save_steps=4))
+    m = result["metrics"]
+    assert m["steps"] == 4 and m["examples"] == 16
+    assert m["data"]["source"] == str(data) and len(m["data"]["hash"]) == 64
+
+
+def test_report_to_trackio_writes_its_files_into_the_step_folder(world, capsys, monkeypatch):
+    pytest.importorskip("trackio")
+    import sqlite3
+
+    monkeypatch.delenv("TRACKIO_DIR", raising=False)  # the step sets it; restored after the test
+
+    for name in ("run_trackio", "run_trackio2"):  # the second re-points a trackio already imported here
+        run = world["root"] / name
+        build_pairs(run, n_sft=16)
+        run_sft(sft_cfg(run, world["model"], sft_max_steps=4, sft_save_steps=4,
+                        sft_trainer_args={"report_to": "trackio"}))
+        db = run / "05_sft" / "trackio" / f"{name}.db"  # project = the run's name
+        assert db.is_file(), sorted(p.name for p in (run / "05_sft").rglob("*"))
+        with sqlite3.connect(db) as con:
+            logged = "".join(str(r) for r in con.execute("select * from metrics"))
+        assert "train/loss" in logged
+    out = capsys.readouterr().out
+    assert "step 2/4: loss" in out and "step 4/4: loss" in out  # the kit's progress lines
+
+
+def test_a_tracker_that_is_not_installed_is_refused_before_training(world, monkeypatch):
+    import importlib.util
+
+    from fusechat_utils.config import ParamError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    cfg = sft_cfg(world["root"] / "run_wandb", world["model"], sft_trainer_args={"report_to": ["wandb"]})
+    with pytest.raises(ParamError, match="key 'sft_trainer_args': report_to 'wandb' needs the wandb package"):
+        cfg.check_machine()
