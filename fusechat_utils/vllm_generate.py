@@ -23,12 +23,24 @@ def sampling_params(decoding: dict):
                           **{k: decoding[k] for k in SAMPLING_KEYS if decoding.get(k) not in (None, [])})
 
 
+def in_vocab(decoding: dict, vocab_size: int) -> dict:
+    """FuseEval's stop_token_ids are the real models' ids; a stand-in model's vocabulary lacks them (its stop
+    strings still apply), so ids outside the vocabulary are dropped, and said so, instead of failing."""
+    ids = decoding.get("stop_token_ids") or []
+    kept = [i for i in ids if int(i) < vocab_size]
+    if len(kept) < len(ids):
+        print(f"vllm_generate: stop_token_ids {sorted(set(ids) - set(kept))} are outside this model's vocabulary "
+              f"({vocab_size}); dropped", file=sys.stderr, flush=True)
+    return {**decoding, "stop_token_ids": kept}
+
+
 def generate(req: dict) -> list[list[str]]:
     from vllm import LLM
 
     decoding = req["decoding"]
     llm = LLM(model=req["model"], dtype=req.get("dtype", "bfloat16"), enforce_eager=True, seed=0,
               max_model_len=decoding.get("max_model_len"), tensor_parallel_size=req.get("tensor_parallel_size", 1))
+    decoding = in_vocab(decoding, len(llm.get_tokenizer()))
     outs = llm.generate(req["texts"], sampling_params(decoding), use_tqdm=False)
     return [[c.text for c in out.outputs] for out in outs]
 

@@ -155,7 +155,7 @@ def test_graded_benchmarks_run_through_vllm_in_its_own_venv(tmp_path):
     if not python.exists():
         pytest.skip(".venv-vllm is missing (make vllm-venv)")
     model = stand_in_model(tmp_path / "model", "qwen25", hidden=128)
-    names = ["GSM8K", "MMLU-Pro", "LiveCodeBench 2408-2411"]
+    names = ["GSM8K", "LiveCodeBench 2408-2411"]  # each benchmark starts its own engine (~1 min on CPU)
     cfg = EvalConfig(run_dir=str(tmp_path / "run"), eval_models={"base": model}, eval_benchmarks=names,
                      eval_data_files={"LiveCodeBench 2408-2411": str(SUPPLIED["LiveCodeBench 2408-2411"])},
                      eval_limit=2, eval_max_tokens_cap=8, eval_backend="vllm", eval_vllm_python=str(python),
@@ -166,3 +166,80 @@ def test_graded_benchmarks_run_through_vllm_in_its_own_venv(tmp_path):
     lcb = [json.loads(x) for x in (samples / "LiveCodeBench 2408-2411.jsonl").read_text().splitlines()]
     assert [len(r["responses"]) for r in lcb] == [10] * len(lcb)
     assert len({tuple(r["responses"]) for r in lcb}) == len(lcb)  # sampled per prompt, not one text repeated
+
+
+@pytest.fixture()
+def vllm_judge(tmp_path):
+    """`vllm serve` of a stand-in model on loopback (.venv-vllm): a real OpenAI-compatible judge server."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    python = ROOT / ".venv-vllm" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(".venv-vllm is missing (make vllm-venv)")
+    model = stand_in_model(tmp_path / "judge", "qwen25", hidden=128)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(tmp_path / "vllm_serve.log", "w")
+    proc = subprocess.Popen([str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+                             "--served-model-name", "judge", "--host", "127.0.0.1", "--port", str(port),
+                             "--dtype", "float32", "--max-model-len", "8192", "--enforce-eager"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=5)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"vllm serve did not start: {(tmp_path / 'vllm_serve.log').read_text()[-2000:]}")
+                time.sleep(2)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_mt_bench_judged_by_a_vllm_server_and_a_rerun_makes_no_judge_call(tmp_path, vllm_judge, monkeypatch):
+    """The judge's verdicts are noise (a random stand-in); what is tested is the plumbing: both turns' judge
+    prompts sent to a real vLLM OpenAI server, its replies parsed (unparsable ratings excluded, as FastChat), the
+    cache filled, and a re-run served from the cache."""
+    from fusechat_utils.evaluation import judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    calls = []
+    real_one = judge.JudgeClient._one
+
+    def counting(self, messages, params):
+        calls.append(self.cache is None or self.cache.get(judge.cache_key(self.model, messages, params)) is None)
+        return real_one(self, messages, params)
+
+    monkeypatch.setattr(judge.JudgeClient, "_one", counting)
+    model = stand_in_model(tmp_path / "model", "llama3")
+    cfg = dict(run_dir=str(tmp_path / "run"), eval_models={"base": model}, eval_benchmarks=["MT-Bench"],
+               eval_limit=2, eval_max_tokens_cap=8, eval_judge_base_url=vllm_judge,
+               eval_judge_models={"MT-Bench": "judge"})
+    run(EvalConfig(**cfg))
+    assert sum(calls) == 4  # 2 questions x 2 turns reached the server
+    cache = tmp_path / "run" / "07_eval" / "judge_cache.jsonl"
+    assert len(cache.read_text().splitlines()) == 4
+    samples = tmp_path / "run" / "07_eval" / "samples" / "base" / "MT-Bench.jsonl"
+    judged = [json.loads(x) for x in samples.read_text().splitlines()]
+    assert all(len(r["judgments"]) == 2 and all(isinstance(j, str) for j in r["judgments"]) for r in judged)
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "07_eval" / "parts")
+    calls.clear()
+    run(EvalConfig(**cfg))
+    assert calls and not any(calls)  # every verdict read from the cache
