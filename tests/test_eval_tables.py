@@ -115,3 +115,24 @@ def test_the_analysis_notebook_runs_on_a_results_folder(run_dir, tmp_path):
 def test_a_missing_results_file_says_which_step_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="run step 07_eval"):
         tables.benchmark_table(tmp_path)
+
+
+def test_the_whole_paper_table_has_every_column_of_the_targets_table_with_ours_beside(run_dir):
+    big = tables.full_paper_table(run_dir, "qwen2.5-7b")
+    assert "Llama-3.1-Tulu-3-8B" in big.columns and "FuseChat-gemma2-9b-Instruct" in big.columns
+    assert big.loc["GSM8K", "ours: SFT+DPO"] == 58.0 and big.loc["GSM8K", "Llama-3.1-Tulu-3-8B"] == 88.6
+    assert "Average" in big.index and len(big) == 15
+    small = tables.full_paper_table(run_dir, "llama3.2-1b")
+    assert list(small.columns[3:]) == tables.PAPER_TABLES["1-3B targets"]
+
+
+def test_figure1_draws_the_papers_8b_gains_and_ours_where_we_have_them(run_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = tables.figure1(tables.benchmark_table(run_dir, "llama3.1-8b"))
+    bars = [b.get_height() for b in ax.patches]
+    assert len(bars) == 14 and bars[0] == pytest.approx(65.4 - 28.3)  # AlpacaEval-2 LC: 28.3 -> 65.4
+    (ours,) = [line for line in ax.lines if line.get_label() == "ours: SFT+DPO - base"]
+    got = dict(zip(tables.paper_benchmarks(), ours.get_ydata()))
+    assert got["GSM8K"] == 8.0 and got["HumanEval"] == 4.0 and sum(pd.notna(list(got.values()))) == 2

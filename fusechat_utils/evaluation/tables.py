@@ -28,6 +28,18 @@ PAPER_COLUMNS = {
 }
 
 
+# The paper's two benchmark tables: every column of the one a target belongs to (Tulu-3-8B beside the 8B-class).
+PAPER_TABLES = {
+    "7-9B targets": ["Llama3.1-8B-Instruct", "Llama-3.1-Tulu-3-8B", "FuseChat-Llama-3.1-8B-SFT",
+                     "FuseChat-Llama-3.1-8B-Instruct", "Qwen2.5-7B-Instruct", "FuseChat-Qwen2.5-7B-SFT",
+                     "FuseChat-Qwen2.5-7B-Instruct", "gemma-2-9b-it", "FuseChat-gemma2-9b-SFT",
+                     "FuseChat-gemma2-9b-Instruct"],
+    "1-3B targets": ["Llama3.2-3B-Instruct", "FuseChat-Llama-3.2-3B-SFT", "FuseChat-Llama-3.2-3B-Instruct",
+                     "Llama3.2-1B-Instruct", "FuseChat-Llama-3.2-1B-SFT", "FuseChat-Llama-3.2-1B-Instruct"],
+}
+FIGURE1 = ("Llama3.1-8B-Instruct", "FuseChat-Llama-3.1-8B-Instruct")  # the paper's Figure 1: the 8B model's gains
+
+
 def load_results(run_dir: str | Path) -> pd.DataFrame:
     """A relative run_dir is taken from the project root, as the runner does (Jupyter starts this kernel in
     notebooks/analysis/)."""
@@ -152,4 +164,37 @@ def plot_deltas(table: pd.DataFrame, ax=None):
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_ylabel("points over the base")
     ax.set_title("Per-benchmark change over the base target")
+    return ax
+
+
+def full_paper_table(run_dir: str | Path, paper_target: str) -> pd.DataFrame:
+    """Every column of the paper's table that `paper_target` is in, with our base / SFT / SFT+DPO beside them."""
+    group = next(g for g, cols in PAPER_TABLES.items() if PAPER_COLUMNS[paper_target][0] in cols)
+    paper = paper_table("benchmarks").set_index("benchmark")[PAPER_TABLES[group]]
+    ours = benchmark_table(run_dir, paper_target)
+    ours = ours[[c for c in ours.columns if c.startswith("ours: ")]]
+    table = ours.join(paper, how="outer").loc[[b for b in paper.index]]
+    table.attrs["note"] = f"The paper's {group} table with ours beside; " + ours.attrs.get("note", "")
+    return table
+
+
+def figure1(table: pd.DataFrame | None = None, ax=None):
+    """The paper's Figure 1, FuseChat-Llama-3.1-8B-Instruct's per-benchmark gain over Llama-3.1-8B-Instruct, as
+    bars; ours (SFT+DPO - base) overlaid as points where `table` (a `benchmark_table`) has both numbers."""
+    import matplotlib.pyplot as plt
+
+    paper = paper_table("benchmarks").set_index("benchmark").drop(index="Average")
+    gains = (paper[FIGURE1[1]] - paper[FIGURE1[0]]).dropna()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6, 0.6 * len(gains)), 4))
+    ax.bar(range(len(gains)), gains.values, color="#9ecae1", edgecolor="black", label="paper: 8B SFT+DPO - base")
+    if table is not None:
+        ours = deltas(table, "ours").get("SFT+DPO - base", pd.Series(dtype=float)).reindex(gains.index)
+        if ours.notna().any():
+            ax.plot(range(len(gains)), ours.values, "o", color="#d62728", label="ours: SFT+DPO - base")
+    ax.set_xticks(range(len(gains)), gains.index, rotation=60, ha="right")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_ylabel("points over Llama-3.1-8B-Instruct")
+    ax.set_title("Figure 1: per-benchmark gains of FuseChat-Llama-3.1-8B-Instruct")
+    ax.legend()
     return ax
