@@ -166,7 +166,7 @@ def test_eval_resumes_per_stage_and_benchmark_and_equals_the_uninterrupted_run(w
     with pytest.raises(Killed):
         run_eval(eval_cfg(killed, paths))
     monkeypatch.setattr(runners, "commit_part", real_commit)
-    assert commits == [("base", "toy"), ("base", "humaneval"), ("sft", "toy")]
+    assert commits == [("base", "toy"), ("base", "HumanEval"), ("sft", "toy")]
     parts = killed / "07_eval" / "parts"
     before = stat_of(parts, "*/*.json") | stat_of(killed / "07_eval" / "samples", "*/*.jsonl")
 
@@ -175,7 +175,7 @@ def test_eval_resumes_per_stage_and_benchmark_and_equals_the_uninterrupted_run(w
     monkeypatch.setattr(runners, "run_benchmark", lambda cfg, bench, stage, model: ran.append((stage, bench)) or
                         real_run(cfg, bench, stage, model))
     run_eval(eval_cfg(killed, paths))
-    assert ran == [("sft", "humaneval")]
+    assert ran == [("sft", "HumanEval")]
     after = stat_of(parts, "*/*.json") | stat_of(killed / "07_eval" / "samples", "*/*.jsonl")
     assert {k: after[k] for k in before} == before
     assert outputs(killed) == outputs(full)
@@ -190,5 +190,5 @@ def test_eval_resumes_per_stage_and_benchmark_and_equals_the_uninterrupted_run(w
     config = killed / "05_sft" / "model" / "generation_config.json"
     config.write_text(config.read_text().replace("{", '{"retrained": 1,', 1))
     run_eval(eval_cfg(killed, paths))
-    assert ran == [("sft", "toy"), ("sft", "humaneval")]
+    assert ran == [("sft", "toy"), ("sft", "HumanEval")]
     assert len(list(parts.glob("sft.stale-*"))) == 1 and not list(parts.glob("base.stale-*"))
