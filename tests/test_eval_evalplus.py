@@ -282,9 +282,9 @@ def test_allclose_matches_numpy(a, b):
 # whole real sets: the canonical solution passes, a None-returning one fails
 
 
-def whole_set(path: Path, response) -> tuple[float, list]:
-    """The share of a whole real file graded correct, and the ids that were."""
-    rows = ep.load(path)
+def whole_set(path: Path, response, every: int = 1) -> tuple[float, list]:
+    """The share of a whole real file (or every k-th row of it) graded correct, and the ids that were."""
+    rows = ep.load(path)[::every]
     graded = ep.grade_many([(it, response(it)) for it in rows])
     ids = [it["id"] for it, g in zip(rows, graded) if g["correct"]]
     return len(ids) / len(rows), ids
@@ -304,6 +304,7 @@ def test_whole_mbpp_plus_oracle():
 
 
 @pytest.mark.slow
-def test_whole_mbpp_plus_wrong():
-    share, passed = whole_set(MBPP_PLUS, ep.wrong_response)
-    assert share <= 0.01 and set(passed) <= {"Mbpp/164"}  # evalplus's oracle for are_equivalent accepts anything
+def test_mbpp_plus_wrong_on_every_fifth_task():
+    # The whole set's figure (1/399: Mbpp/164) comes from benchmarks/eval_oracles.py; a sample keeps make test short.
+    share, passed = whole_set(MBPP_PLUS, ep.wrong_response, every=5)
+    assert share <= 0.02 and set(passed) <= {"Mbpp/164"}  # evalplus's oracle for are_equivalent accepts anything
