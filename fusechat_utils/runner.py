@@ -199,7 +199,10 @@ def reuse(step: str, fingerprint: str, step_dir: Path, params: dict[str, Any]) -
     return source
 
 
-def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta: dict, log=None) -> StepResult:
+def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta: dict, log=None,
+             reuse_ok: bool = True) -> StepResult:
+    """Skip, reuse or run one step; `reuse_ok=False` (a merge of shards: their work is done) never copies an
+    identical step from another run over this one."""
     step_dir = run_dir / step
     out_nb = step_dir / f"{step}.ipynb"
     parts = fingerprint_parts(step, params, run_dir)
@@ -209,7 +212,7 @@ def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta
     reason = "--force" if force else stale_reason(manifest, parts, step_dir)
     if reason is None:
         return StepResult(step, "skipped", 0.0, out_nb)
-    source = None if force else reuse(step, fingerprint, step_dir, params)
+    source = None if force or not reuse_ok else reuse(step, fingerprint, step_dir, params)
     if source is not None:
         return StepResult(step, "reused", 0.0, out_nb, f"{reason}; identical step copied from {source}")
     step_dir.mkdir(parents=True, exist_ok=True)
@@ -230,19 +233,26 @@ def run_step(step: str, params: dict[str, Any], run_dir: Path, force: bool, meta
     return StepResult(step, "ran", wall, out_nb, reason)
 
 
+def resolve_run(profile: str, steps: str | None, overrides: dict[str, Any] | None, run_name: str | None
+                ) -> tuple[list[str], dict[str, Any], Path, dict]:
+    """(selected steps, every selected step's checked params, the run folder, the manifest's meta), before any
+    step runs; `run_dir` is outputs/<run_name> (default: the profile's name) unless overridden."""
+    overrides = dict(overrides or {})
+    selected = select_steps(steps)
+    params = load_profile(profile, overrides, steps=selected)
+    run_name = run_name or Path(profile).name
+    if "run_dir" not in overrides:
+        params["run_dir"] = f"outputs/{run_name}"
+    meta = {"profile": str(profile), "run_name": run_name, "overrides": overrides}
+    return selected, params, PROJECT_ROOT / params["run_dir"], meta
+
+
 def run_pipeline(profile: str, steps: str | None = None, overrides: dict[str, Any] | None = None,
                  run_name: str | None = None, force: bool = False, log=print, progress: bool = True
                  ) -> list[StepResult]:
     """Run the selected steps of a profile in order, holding the run folder's lock; one StepResult per step.
     `log` gets a line per step and, with `progress`, each step's own output lines while it runs."""
-    overrides = dict(overrides or {})
-    selected = select_steps(steps)
-    params = load_profile(profile, overrides, steps=selected)  # every selected step's params, before any runs
-    run_name = run_name or Path(profile).name
-    if "run_dir" not in overrides:
-        params["run_dir"] = f"outputs/{run_name}"
-    run_dir = PROJECT_ROOT / params["run_dir"]
-    meta = {"profile": str(profile), "run_name": run_name, "overrides": overrides}
+    selected, params, run_dir, meta = resolve_run(profile, steps, overrides, run_name)
     results = []
     with run_lock(run_dir):
         for i, step in enumerate(selected, 1):

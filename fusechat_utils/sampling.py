@@ -4,12 +4,14 @@ Usage: `from fusechat_utils import sampling; sampling.run(sampling.SampleConfig(
 
 Work is split into units (prompt_id, source). Each batch of units is committed as one chunk file, so a killed
 run resumes at the first uncommitted batch and, because batches are formed the same way, reproduces the same rows.
-`sample_shard_index`/`sample_num_shards` split the prompts by a stable hash of prompt_id; `shards.merge_shards`
-joins the shards into responses.parquet (done automatically when there is one shard).
+`sample_shard_index`/`sample_num_shards` (set by `fusechat run --shard i/N`) give a shard whole batches of the
+one-process run (`plan_units`), so the shards together sample exactly its rows; `shards.merge_shards` joins them
+into responses.parquet (done automatically when there is one shard, and by a one-process run over finished shards).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -67,8 +69,8 @@ class SampleConfig(StepConfig):
     sample_tensor_parallel_size: int = _f(1, "vLLM tensor_parallel_size")
     sample_gpu_memory_utilization: float = _f(0.3, "vLLM gpu_memory_utilization (on CPU: fraction of RAM)")
     sample_vllm_python: str = _f(".venv-vllm/bin/python", "python of the venv that has vllm (empty: this interpreter)")
-    sample_shard_index: int = _f(0, "which shard of the prompts this run samples")
-    sample_num_shards: int = _f(1, "number of shards (one job each); merge with shards.merge_shards")
+    sample_shard_index: int = _f(0, "which shard (whole batches) this run samples; set by fusechat run --shard")
+    sample_num_shards: int = _f(1, "number of shards (one job each); the last to finish merges (fusechat merge)")
 
     def __post_init__(self) -> None:
         super().__post_init__()  # types; batch, workers, shards, tensor parallel >= 1, sample_n_* >= 0, seed >= 0
@@ -125,19 +127,39 @@ def sample_seeds(seed: int, n: int) -> list[int]:
     return [(AUTHOR_SEEDS[k] if k < len(AUTHOR_SEEDS) else 100 + 1000 * k) + seed for k in range(n)]
 
 
-def plan_units(cfg: SampleConfig, prompts: pd.DataFrame) -> pd.DataFrame:
-    """Rows (prompt_id, dataset, category, prompt, source_model, n_samples) this shard owes, in a fixed order."""
-    mine = prompts[[shards.shard_of(p, cfg.sample_num_shards) == cfg.sample_shard_index for p in prompts.prompt_id]]
+UNIT_COLUMNS = ["prompt_id", "dataset", "category", "prompt", "source_model", "n_samples"]
+
+
+def plan_units(cfg: SampleConfig, prompts: pd.DataFrame, units: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows (prompt_id, dataset, category, prompt, source_model, n_samples) this shard owes, in a fixed order
+    (`units`: the one-process run's, if already planned).
+
+    Shards take whole batches of the one-process run (`batches`), in consecutive runs of about equal cost (the
+    samples to generate). A batch is generated in one call under one seed per sample index, so a row depends on
+    which prompts share its batch: whole batches give exactly the one-process run's rows, a split by prompt would
+    not. A shard then re-cuts its units into the same batches: all but a (source, n) group's last are full.
+    """
+    units = all_units(cfg, prompts) if units is None else units
+    if cfg.sample_num_shards == 1:
+        return units
+    whole_run = batches(units, cfg.sample_batch_size)
+    owner = shards.split_contiguous([len(b) * int(b.n_samples.iloc[0]) for b in whole_run], cfg.sample_num_shards)
+    mine = [b for b, shard in zip(whole_run, owner, strict=True) if shard == cfg.sample_shard_index]
+    return pd.concat(mine, ignore_index=True) if mine else units.iloc[:0]
+
+
+def all_units(cfg: SampleConfig, prompts: pd.DataFrame) -> pd.DataFrame:
+    """Every unit of the one-process run: each source's prompts of the categories it samples, in prompt order."""
     rows = []
     for src in cfg.sample_sources:
-        for _, p in mine.iterrows():
+        for p in prompts.itertuples(index=False):
             if p.category not in ("general", "code", "math", "chinese"):
                 raise ValueError(f"prompts.parquet: prompt_id {p.prompt_id}: unknown category {p.category!r}")
             n = getattr(cfg, f"sample_n_{p.category}")
             if src["name"] in getattr(cfg, f"sample_{p.category}_sources") and n > 0:
                 rows.append({"prompt_id": p.prompt_id, "dataset": p.dataset, "category": p.category,
                              "prompt": p.prompt, "source_model": src["name"], "n_samples": n})
-    return pd.DataFrame(rows, columns=["prompt_id", "dataset", "category", "prompt", "source_model", "n_samples"])
+    return pd.DataFrame(rows, columns=UNIT_COLUMNS)
 
 
 def reference_rows(cfg: SampleConfig, prompts: pd.DataFrame) -> list[dict]:
@@ -178,16 +200,19 @@ def read_prompts(run_dir: str | Path) -> pd.DataFrame:
 
 
 def run(cfg: SampleConfig) -> dict:
-    """Sample this shard (resuming committed chunks); merge when there is a single shard. Returns a summary."""
+    """Sample this shard (resuming committed chunks); merge when there is a single shard. Returns a summary.
+
+    A one-process run over the finished shards of a job array (`fusechat run --shard i/N`) samples nothing: it
+    merges them, after checking that each was sampled with this run's values and prompts."""
     prompts = read_prompts(cfg.run_dir)
+    array = shards.shard_count(cfg.step_dir) if cfg.sample_num_shards == 1 else None
+    if array:
+        return merge_array(cfg, prompts, array)
     chunk_dir = shards.shard_dir(cfg.step_dir, cfg.sample_shard_index, cfg.sample_num_shards)
     check_resume_params(cfg, chunk_dir)
     units = plan_units(cfg, prompts)
     refs = reference_rows(cfg, prompts)
-    expected = units[["prompt_id", "source_model", "n_samples"]]
-    expected = pd.concat([expected, pd.DataFrame([{"prompt_id": r["prompt_id"], "source_model": REFERENCE_MODEL,
-                                                    "n_samples": 1} for r in refs])], ignore_index=True)
-    shards.write_parquet_atomic(chunk_dir / shards.EXPECTED, expected)
+    shards.write_parquet_atomic(chunk_dir / shards.EXPECTED, expected_units(units, refs))
     done = shards.done_units(chunk_dir)
     if refs and not any(src == REFERENCE_MODEL for _, src in done):
         shards.write_chunk(chunk_dir, REFERENCE_MODEL, refs)
@@ -202,9 +227,38 @@ def run(cfg: SampleConfig) -> dict:
     summary = {"shard": f"{cfg.sample_shard_index}/{cfg.sample_num_shards}", "units": len(units),
                "resumed_units": len(units) - len(todo), "backend": cfg.sample_backend}
     if cfg.sample_num_shards == 1:
-        path = shards.merge_shards(cfg.step_dir)
+        path = shards.merge_shards(cfg.step_dir, num_shards=1)
         summary.update(responses=str(path), rows=len(pd.read_parquet(path)))
     return summary
+
+
+def merge_array(cfg: SampleConfig, prompts: pd.DataFrame, num_shards: int) -> dict:
+    """responses.parquet from the N shards of a job array; a shard not finished, or sampled under other values
+    or from other prompts than this run's, is an error naming it (nothing is merged)."""
+    shards.require_finished(cfg.step_dir, num_shards)
+    units = all_units(cfg, prompts)
+    for i in range(num_shards):
+        shard = dataclasses.replace(cfg, sample_shard_index=i, sample_num_shards=num_shards)
+        folder = shards.shard_dir(cfg.step_dir, i, num_shards)
+        shards.check_shard_values(folder, {k: getattr(cfg, k) for k in RESUME_KEYS}, RESUME_FILE)
+        want = expected_units(plan_units(shard, prompts, units), reference_rows(shard, prompts))
+        if unit_list(want) != unit_list(pd.read_parquet(folder / shards.EXPECTED)):
+            raise shards.ShardError(f"{folder}: planned from other prompts than {cfg.run_dir}/01_prompts has now; "
+                                    f"rerun the shards, or move {folder.parent} aside")
+    path = shards.merge_shards(cfg.step_dir, num_shards=num_shards)
+    return {"shards": num_shards, "responses": str(path), "rows": len(pd.read_parquet(path)),
+            "backend": cfg.sample_backend}
+
+
+def unit_list(expected: pd.DataFrame) -> list[tuple[str, str, int]]:
+    return [(str(p), str(s), int(n)) for p, s, n in expected[["prompt_id", "source_model", "n_samples"]].itertuples(
+        index=False, name=None)]
+
+
+def expected_units(units: pd.DataFrame, refs: list[dict]) -> pd.DataFrame:
+    """(prompt_id, source_model, n_samples) of every unit a shard owes: what its expected.parquet holds."""
+    kept = [{"prompt_id": r["prompt_id"], "source_model": REFERENCE_MODEL, "n_samples": 1} for r in refs]
+    return pd.concat([units[["prompt_id", "source_model", "n_samples"]], pd.DataFrame(kept)], ignore_index=True)
 
 
 # What the committed rows depend on: a resume under other values would mix two samplings in one file.

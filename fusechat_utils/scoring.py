@@ -17,6 +17,8 @@ block is scored, verified and committed as `chunks/block-<k>.parquet` (keys + rm
 tmp + os.replace). A rerun scores only the missing blocks, under the values in `chunks/scoring_params.json`: a
 changed param is an error naming it (nothing deleted); changed inputs (02's responses, the RM's files) move the
 stale chunks aside. An uninterrupted run goes through the same blocks, so both write the same scored.parquet.
+A shard job (`run_shard`, `fusechat run --shard i/N`) scores consecutive blocks of the same cut into
+`chunks/shard-<i>-of-<N>/`, and `run` over the finished shards reads every block from there.
 """
 
 from __future__ import annotations
@@ -281,38 +283,92 @@ def score_block(cfg: ScoreConfig, rm, rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def run(cfg: ScoreConfig) -> dict[str, Any]:
-    """Read 01's prompts and 02's responses; write scored.parquet and summary.csv into the step folder.
-
-    Scores block by block (`score_chunk_size` rows), committing each; blocks already committed are read back.
-    """
-    import time
-
-    from tqdm.auto import tqdm
-
-    from fusechat_utils import shards
-    from fusechat_utils.io import atomic_path, write_parquet
-
+def load_inputs(cfg: ScoreConfig) -> pd.DataFrame:
+    """02's responses joined with 01's prompts, in responses.parquet's order: what the blocks are cut from."""
     run_dir = cfg.step_dir.parent
     paths = {"prompts": run_dir / "01_prompts" / "prompts.parquet",
              "responses": run_dir / "02_sampling" / "responses.parquet"}
     for name, path in paths.items():
         if not path.exists():
             raise FileNotFoundError(f"{path}: not found; run the step that writes {name} first")
-    df = join_prompts(pd.read_parquet(paths["responses"]), pd.read_parquet(paths["prompts"]),
-                      str(paths["responses"]))
-    chunk_dir = shards.resume_guard(cfg.step_dir / CHUNKS, resume_values(cfg, df), RESUME_FILE,
-                                    inputs=RESUME_INPUTS, what="committed score blocks")
+    return join_prompts(pd.read_parquet(paths["responses"]), pd.read_parquet(paths["prompts"]),
+                        str(paths["responses"]))
+
+
+def block_owners(df: pd.DataFrame, cfg: ScoreConfig, num_shards: int) -> list[int]:
+    """The shard of each block: consecutive runs of blocks, about the same number of rows per shard."""
+    from fusechat_utils import shards
+
     starts = range(0, len(df), cfg.score_chunk_size)
-    todo = [k for k, _ in enumerate(starts) if not block_path(chunk_dir, k).exists()]
+    return shards.split_contiguous([min(cfg.score_chunk_size, len(df) - s) for s in starts], num_shards)
+
+
+def score_blocks(cfg: ScoreConfig, df: pd.DataFrame, todo: list[int], folder_of) -> float:
+    """Score, verify and commit each block of `todo` into `folder_of(k)`; seconds spent."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from fusechat_utils import shards
+
     start = time.perf_counter()
     rm = load_rm(cfg) if todo else None
     for k in tqdm(todo, desc="score blocks"):
-        rows = df.iloc[starts[k] : starts[k] + cfg.score_chunk_size]
-        shards.write_parquet_atomic(block_path(chunk_dir, k), score_block(cfg, rm, rows))
-    work_s = time.perf_counter() - start
+        rows = df.iloc[k * cfg.score_chunk_size : (k + 1) * cfg.score_chunk_size]
+        shards.write_parquet_atomic(block_path(folder_of(k), k), score_block(cfg, rm, rows))
+    return time.perf_counter() - start
+
+
+def run_shard(cfg: ScoreConfig, shard_index: int, num_shards: int) -> dict[str, Any]:
+    """Score this shard's blocks of the one-process run into chunks/shard-<i>-of-<N>/ (resuming committed ones)."""
+    from fusechat_utils import shards
+
+    df = load_inputs(cfg)
+    folder = shards.resume_guard(shards.shard_dir(cfg.step_dir, shard_index, num_shards), resume_values(cfg, df),
+                                 RESUME_FILE, inputs=RESUME_INPUTS, what="committed score blocks")
+    mine = [k for k, owner in enumerate(block_owners(df, cfg, num_shards)) if owner == shard_index]
+    todo = [k for k in mine if not block_path(folder, k).exists()]
+    work_s = score_blocks(cfg, df, todo, lambda k: folder)
+    return {"shard": f"{shard_index}/{num_shards}", "blocks": len(mine), "resumed_blocks": len(mine) - len(todo),
+            "work_seconds": round(work_s, 1)}
+
+
+def array_folders(cfg: ScoreConfig, df: pd.DataFrame, num_shards: int) -> list:
+    """The shard folder of each block, once every shard has finished with this run's values and inputs."""
+    from fusechat_utils import shards
+
+    shards.require_finished(cfg.step_dir, num_shards)
+    folders = [shards.shard_dir(cfg.step_dir, i, num_shards) for i in range(num_shards)]
+    values = resume_values(cfg, df)
+    for folder in folders:
+        shards.check_shard_values(folder, values, RESUME_FILE)
+    return [folders[owner] for owner in block_owners(df, cfg, num_shards)]
+
+
+def run(cfg: ScoreConfig) -> dict[str, Any]:
+    """Read 01's prompts and 02's responses; write scored.parquet and summary.csv into the step folder.
+
+    Scores block by block (`score_chunk_size` rows), committing each; blocks already committed are read back.
+    Over the finished shards of a job array (`fusechat run --shard i/N`) it scores nothing: their blocks are
+    the one-process run's, read from chunks/shard-<i>-of-<N>/.
+    """
+    from fusechat_utils import shards
+    from fusechat_utils.io import atomic_path, write_parquet
+
+    df = load_inputs(cfg)
+    starts = range(0, len(df), cfg.score_chunk_size)
+    array = shards.shard_count(cfg.step_dir)
+    if array:
+        folders, todo = array_folders(cfg, df, array), []
+    else:
+        chunk_dir = shards.resume_guard(cfg.step_dir / CHUNKS, resume_values(cfg, df), RESUME_FILE,
+                                        inputs=RESUME_INPUTS, what="committed score blocks")
+        folders = [chunk_dir] * len(starts)
+        todo = [k for k, _ in enumerate(starts) if not block_path(chunk_dir, k).exists()]
+    work_s = score_blocks(cfg, df, todo, lambda k: folders[k])
     # Every run, interrupted or not, assembles scored.parquet from the committed files: one path, one result.
-    blocks = [read_block(block_path(chunk_dir, k), df.iloc[s : s + cfg.score_chunk_size]) for k, s in enumerate(starts)]
+    blocks = [read_block(block_path(folders[k], k), df.iloc[s : s + cfg.score_chunk_size])
+              for k, s in enumerate(starts)]
     scores = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=KEY + ["rm_score"] + VERIFY_COLUMNS)
     df["rm_score"] = scores["rm_score"].astype(float).to_numpy()
     for col in VERIFY_COLUMNS:
@@ -323,5 +379,5 @@ def run(cfg: ScoreConfig) -> dict[str, Any]:
     with atomic_path(cfg.step_dir / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     return {"scored": df, "summary": summary, "n_responses": len(df), "blocks": len(starts),
-            "resumed_blocks": len(starts) - len(todo), "work_seconds": round(work_s, 1),
+            "resumed_blocks": len(starts) - len(todo), "work_seconds": round(work_s, 1), "shards": array or 1,
             "path": cfg.step_dir / "scored.parquet"}

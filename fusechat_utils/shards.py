@@ -1,12 +1,16 @@
-"""Shards, resumable chunk files and the final merge for 02_sampling; the commit helpers 03 and 07 resume with.
+"""Shards, resumable chunk files and the merge for 02_sampling; the commit helpers 03 and 07 resume with.
 
-Usage: `shard_of(prompt_id, 4)`, `write_chunk(dir, rows)`, `done_units(dir)`, `merge_shards(step_dir)`;
-`resume_guard(dir, values, "params.json")` before committing work into `dir` (02's chunks, 03_scoring's
-blocks, 07_eval's (stage, benchmark) parts), each piece written with `write_parquet_atomic` or `io.write_json`.
+Usage: `write_chunk(dir, rows)`, `done_units(dir)`, `merge_shards(step_dir, n)`; `resume_guard(dir, values,
+"params.json")` before committing work into `dir` (02's chunks, 03_scoring's blocks, 07_eval's (stage, benchmark)
+parts), each piece written with `write_parquet_atomic` or `io.write_json`; `split_contiguous(costs, n)` to share
+a step's commit units among n shard jobs, `parse_shard("1/3")`, `shard_count(step_dir)`, `unfinished(step_dir, n)`.
 
-Layout under `<run_dir>/02_sampling/`:
+A shard job (`fusechat run --shard i/N`, `fusechat_utils/shard_jobs.py`) writes only under its own
+`<step>/chunks/shard-<i>-of-<N>/` and, once its share is committed, its manifest `shard.json` there: no file is
+written by two jobs. Layout under `<run_dir>/02_sampling/`:
   chunks/shard-<i>-of-<n>/expected.parquet   the (prompt_id, source_model, n_samples) units this shard owes
   chunks/shard-<i>-of-<n>/<source>-<k>.parquet one committed batch of responses (written tmp + os.replace)
+  chunks/shard-<i>-of-<n>/shard.json          the shard job's manifest, written when its share is complete
   responses.parquet                           the merged, deduplicated, complete result
 Imports only pandas/pyarrow, the standard library and fusechat_utils.io: the vLLM worker venv uses it too.
 """
@@ -23,12 +27,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from fusechat_utils.io import write_json  # stdlib only: fine in the vLLM worker venv
+from fusechat_utils.errors import UserError
+from fusechat_utils.io import read_json, write_json  # stdlib only: fine in the vLLM worker venv
 
 COLUMNS = ["prompt_id", "dataset", "category", "source_model", "sample_index", "seed", "response", "finish_reason",
            "n_tokens"]
 KEY = ["prompt_id", "source_model", "sample_index"]
 EXPECTED = "expected.parquet"
+SHARD_MANIFEST = "shard.json"
+SHARD_NAME = re.compile(r"shard-(\d+)-of-(\d+)")  # not `shard-0-of-3.stale-<time>`: a folder set aside
+
+
+class ShardError(UserError, ValueError):
+    """A shard spec, layout or merge the user can fix; the message names the shard(s) and the folder."""
 
 
 def shard_of(prompt_id: str, num_shards: int) -> int:
@@ -41,6 +52,73 @@ def shard_dir(step_dir: str | Path, shard_index: int, num_shards: int) -> Path:
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"sample_shard_index {shard_index} must be in [0, {num_shards})")
     return Path(step_dir) / "chunks" / f"shard-{shard_index}-of-{num_shards}"
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """'1/3' -> (1, 3): shard 1 of 3, counted from 0."""
+    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(spec))
+    if not found or not 0 <= int(found[1]) < int(found[2]):
+        raise ShardError(f"--shard {spec!r}: expected I/N with 0 <= I < N, e.g. 0/4 (shard I of N, counted from 0)")
+    return int(found[1]), int(found[2])
+
+
+def split_contiguous(costs: list[float], num_shards: int) -> list[int]:
+    """The shard of each commit unit, in their order: consecutive runs of about equal total cost, one per shard (a
+    unit goes where the midpoint of its cost falls). Consecutive, so a shard of 02 loads few of the sources."""
+    total = float(sum(costs))
+    out, before = [], 0.0
+    for k, cost in enumerate(costs):
+        share = (before + cost / 2) / total if total > 0 else (k + 0.5) / len(costs)
+        out.append(min(num_shards - 1, int(num_shards * share)))
+        before += cost
+    return out
+
+
+def shard_counts(step_dir: str | Path) -> set[int]:
+    """Every N of the `chunks/shard-<i>-of-<N>` folders under a step folder (1: a one-process run's)."""
+    folder = Path(step_dir) / "chunks"
+    found = (SHARD_NAME.fullmatch(d.name) for d in folder.iterdir()) if folder.is_dir() else ()
+    return {int(m[2]) for m in found if m}
+
+
+def shard_count(step_dir: str | Path) -> int | None:
+    """N of the job array whose shards are under this step folder (N > 1), or None when there is none."""
+    counts = sorted(shard_counts(step_dir) - {1})
+    if len(counts) > 1:
+        raise ShardError(f"{Path(step_dir) / 'chunks'}: shards of {' and of '.join(map(str, counts))} jobs "
+                         f"(shard-<i>-of-<N> folders); move the set you do not want aside, then merge")
+    return counts[0] if counts else None
+
+
+def unfinished(step_dir: str | Path, num_shards: int) -> list[int]:
+    """Shards whose job has not written its manifest (never ran, still running, or failed)."""
+    return [i for i in range(num_shards) if not (shard_dir(step_dir, i, num_shards) / SHARD_MANIFEST).is_file()]
+
+
+def require_finished(step_dir: str | Path, num_shards: int) -> list[dict]:
+    """The manifests of all shards, or a ShardError naming those that have not finished (no partial merge)."""
+    missing = unfinished(step_dir, num_shards)
+    if missing:
+        raise ShardError(f"{step_dir}: shard(s) {missing} of {num_shards} have not finished (no {SHARD_MANIFEST} in "
+                         f"chunks/shard-<i>-of-{num_shards}/); run them (`fusechat run ... --shard "
+                         f"{missing[0]}/{num_shards}`) and the last one merges, or move {Path(step_dir) / 'chunks'} "
+                         "aside to run the step in one process")
+    return [read_json(shard_dir(step_dir, i, num_shards) / SHARD_MANIFEST) for i in range(num_shards)]
+
+
+def write_shard_manifest(folder: str | Path, record: dict) -> Path:
+    """The shard's share is committed: what ran, with which params, where and how long (read by the merge)."""
+    return write_json(Path(folder) / SHARD_MANIFEST, record)
+
+
+def check_shard_values(folder: Path, values: dict, file_name: str) -> None:
+    """A shard's committed work is merged only under the values this run has (params and input hashes)."""
+    wanted = json.loads(json.dumps(values, sort_keys=True, default=str))
+    had = json.loads((folder / file_name).read_text()) if (folder / file_name).is_file() else {}
+    changed = sorted(k for k in set(had) | set(wanted) if had.get(k) != wanted.get(k))
+    if changed:
+        raise ShardError(f"{folder}: this shard was computed with other values of {', '.join(changed)} than this "
+                         f"run has; rerun the shards with this run's params, or move {folder.parent} aside")
 
 
 def _safe(name: str) -> str:
@@ -129,24 +207,29 @@ def done_units(chunk_dir: str | Path) -> set[tuple[str, str]]:
     return set(zip(df["prompt_id"], df["source_model"], strict=True))
 
 
-def merge_shards(step_dir: str | Path, out_name: str = "responses.parquet") -> Path:
+def merge_shards(step_dir: str | Path, out_name: str = "responses.parquet", num_shards: int | None = None) -> Path:
     """Merge every shard's chunks into `responses.parquet`: dedupe by (prompt_id, source_model, sample_index),
-    then check that each expected unit has all its samples and that no shard is missing."""
+    then check that each shard has all the samples of every unit it owes and that no shard is missing.
+    `num_shards` picks the shard set when the folder holds more than one (default: the only one there)."""
     step_dir = Path(step_dir)
-    dirs = sorted((step_dir / "chunks").glob("shard-*-of-*"))
-    if not dirs:
-        raise FileNotFoundError(f"{step_dir}/chunks: no shard folders to merge")
-    num_shards = {int(d.name.rsplit("-", 1)[1]) for d in dirs}
-    if len(num_shards) != 1:
-        raise ValueError(f"{step_dir}/chunks: shards from different sample_num_shards {sorted(num_shards)}")
-    n = num_shards.pop()
+    counts = shard_counts(step_dir)
+    if num_shards is None:
+        if not counts:
+            raise FileNotFoundError(f"{step_dir}/chunks: no shard folders to merge")
+        if len(counts) != 1:
+            raise ValueError(f"{step_dir}/chunks: shards from different sample_num_shards {sorted(counts)}")
+        num_shards = counts.pop()
+    n = num_shards
     missing = [i for i in range(n) if not (shard_dir(step_dir, i, n) / EXPECTED).exists()]
     if missing:
         raise ValueError(f"{step_dir}: shard(s) {missing} of {n} have not been sampled yet")
-    expected = pd.concat([pd.read_parquet(shard_dir(step_dir, i, n) / EXPECTED) for i in range(n)], ignore_index=True)
-    rows = pd.concat([read_chunks(shard_dir(step_dir, i, n)) for i in range(n)], ignore_index=True)
-    rows = rows.drop_duplicates(subset=KEY, keep="first")
-    check_complete(rows, expected, where=str(step_dir))
+    parts = []
+    for i in range(n):
+        folder = shard_dir(step_dir, i, n)
+        rows = read_chunks(folder).drop_duplicates(subset=KEY, keep="first")
+        check_complete(rows, pd.read_parquet(folder / EXPECTED), where=str(folder))
+        parts.append(rows)
+    rows = pd.concat(parts, ignore_index=True).drop_duplicates(subset=KEY, keep="first")
     rows = rows.sort_values(KEY, kind="stable").reset_index(drop=True)
     return write_parquet_atomic(step_dir / out_name, to_frame(rows.to_dict("records")))
 

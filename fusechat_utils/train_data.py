@@ -36,7 +36,7 @@ FORMATS = (".parquet", ".jsonl", ".json")
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 SFT_EXPORT = ["dataset", "source_model", "conversations"]
 DPO_EXPORT = ["dataset", "source_model", "prompt", "chosen", "rejected"]
-HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?(@[\w./-]+)?")
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?(:[\w.-]+)?(@[\w./-]+)?")  # org/name[:config][@revision]
 
 
 class DataError(UserError, ValueError):
@@ -50,6 +50,7 @@ class Source:
     kind: str
     path: str  # the file (run, file) or the hub id (hub)
     revision: str | None = None
+    config: str | None = None  # a hub dataset's config (`fusechat push` writes sft and dpo)
 
     def describe(self, run_dir: str | Path) -> dict[str, Any]:
         """What the step's metrics.json records about its data: the source (a run's own set relative to the run
@@ -58,7 +59,8 @@ class Source:
         from fusechat_utils.io import hash_path
 
         if self.kind == "hub":
-            return {"source": f"hub:{self.path}", "revision": self.revision or "default branch (unpinned)"}
+            return {"source": f"hub:{self.path}", "config": self.config,
+                    "revision": self.revision or "default branch (unpinned)"}
         path = Path(self.path)
         base = Path(run_dir) if self.kind == "run" else PROJECT_ROOT
         shown = path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
@@ -83,7 +85,7 @@ def check_value(value: str, key: str) -> None:
             raise invalid(f"key '{key}' is the local path {value!r}: name a {', '.join(FORMATS)} file", key)
     elif not HUB_ID.fullmatch(value):
         raise invalid(f"key '{key}' must be '' (this run's 04_pairs set), a {', '.join(FORMATS)} file or a hub "
-                      f"dataset id such as FuseAI/FuseChat-3.0-SFT-Data[@revision], got {value!r}", key)
+                      f"dataset id such as FuseAI/FuseChat-3.0-SFT-Data[:config][@revision], got {value!r}", key)
 
 
 def check_exists(value: str, key: str) -> None:
@@ -99,7 +101,8 @@ def resolve(value: str, run_dir: str | Path, name: str) -> Source:
     if is_local(value):
         return Source("file", str(PROJECT_ROOT / Path(value).expanduser()))
     hub_id, _, revision = value.partition("@")
-    return Source("hub", hub_id, revision or None)
+    hub_id, _, config = hub_id.partition(":")
+    return Source("hub", hub_id, revision or None, config or None)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -111,7 +114,7 @@ def read_rows(src: Source) -> list[tuple[str, dict]]:
     if src.kind == "hub":
         from datasets import load_dataset
 
-        data = load_dataset(src.path, split="train", revision=src.revision)
+        data = load_dataset(src.path, src.config, split="train", revision=src.revision)
         return [(f"{src.path} row {i}", row) for i, row in enumerate(data)]
     path = Path(src.path)
     if path.suffix == ".parquet":

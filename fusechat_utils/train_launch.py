@@ -5,10 +5,15 @@ Usage (fusechat_utils.train calls these; nothing here is step-specific):
         launch("05_sft", cfg, cfg.sft_accelerate_config, cfg.sft_num_processes)   # re-enters train.main() per rank
     accum = grad_accumulation(global_batch=128, per_device=4, num_processes=world_size())
 
-Multi-node: every machine runs the same `accelerate launch` with the same config file and its own
-`--machine_rank` (or the config's machine_rank); set MAIN_PROCESS_IP / MAIN_PROCESS_PORT / NUM_MACHINES in the
-accelerate config or via `accelerate launch --num_machines N --machine_rank R --main_process_ip IP`. The global
-batch stays the params' value: accumulation is recomputed from WORLD_SIZE on every rank.
+Multi-node (Slurm): `sbatch --nodes N params/accelerate/train.sbatch` runs ONE `fusechat run` on the allocation's first
+node; when SLURM_NNODES > 1, launch() starts one `accelerate launch` per node with
+`srun --nodes N --ntasks N --ntasks-per-node 1`, filled in from Slurm's environment as the field's launch scripts
+do (alignment-handbook's recipes/launch.slurm): num_machines = SLURM_NNODES, main process address = the first host
+of SLURM_JOB_NODELIST (`scontrol show hostnames`, or parse_nodelist without scontrol), port = MASTER_PORT if set,
+else derived from SLURM_JOB_ID; each node's task adds its own `--machine_rank` = SLURM_NODEID (SLURM_PROCID) in
+`python -m fusechat_utils.train_launch ARGS` (node_main). `*_num_processes` is processes per node (GPUs per
+node): the world is N x that, and the global batch stays the params' value (accumulation is recomputed from
+WORLD_SIZE on every rank). The run folder must be on a file system all nodes share.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from fusechat_utils.config import PROJECT_ROOT
+from fusechat_utils.errors import UserError
 from fusechat_utils.io import write_json
 
 # Set in the launched ranks so that run_sft/run_dpo train in-process there instead of launching again.
@@ -56,16 +64,22 @@ def needs_launch(config_file: str, num_processes: int) -> bool:
 
 
 def launch(step: str, cfg, config_file: str, num_processes: int) -> None:
-    """Run `accelerate launch -m fusechat_utils.train --step STEP --config JSON`, streaming its output.
+    """Run `accelerate launch -m fusechat_utils.train --step STEP --config JSON`, streaming its output; in a
+    multi-node Slurm allocation, one such launch per node through srun (module docstring).
 
     The config travels as a JSON file in the step folder, so a run is reproducible from the folder alone.
     """
+    nodes = slurm_num_nodes()
+    check_world_batch(step, cfg, num_processes, nodes)
     cfg_path = write_json(Path(cfg.step_dir) / "launch_config.json", dataclasses.asdict(cfg))
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT_ROOT / config_file),
-        "--num_processes", str(num_processes), *_port_args(config_file), "-m", "fusechat_utils.train",
-        "--step", step, "--config", str(cfg_path.resolve()),
+    accelerate_args = [
+        "--config_file", str(PROJECT_ROOT / config_file), "--num_processes", str(num_processes * nodes),
+        *machine_args(config_file), "-m", "fusechat_utils.train", "--step", step, "--config", str(cfg_path.resolve()),
     ]
+    if nodes > 1:
+        cmd = srun_command(nodes) + [sys.executable, "-m", "fusechat_utils.train_launch", *accelerate_args]
+    else:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", *accelerate_args]
     env = {**os.environ, LAUNCHED_ENV: "1", "PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     print("launching:", " ".join(cmd), flush=True)
     with subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -74,6 +88,28 @@ def launch(step: str, cfg, config_file: str, num_processes: int) -> None:
             print(line, end="", flush=True)
     if proc.returncode:
         raise RuntimeError(f"{step}: accelerate launch exited with {proc.returncode} (command: {' '.join(cmd)})")
+
+
+def check_world_batch(step: str, cfg, num_processes: int, nodes: int) -> None:
+    """The config checks the global batch against one node's processes; across nodes the world is larger, so check
+    it again before any node starts (every rank would fail the same way, later)."""
+    prefix = "sft_" if step == "05_sft" else "dpo_"
+    try:
+        grad_accumulation(getattr(cfg, f"{prefix}global_batch_size"),
+                          getattr(cfg, f"{prefix}per_device_train_batch_size"), num_processes * nodes)
+    except ValueError as err:
+        raise UserError(f"{step}: {nodes} node(s) x {num_processes} process(es): {err} "
+                        f"(keys '{prefix}global_batch_size', '{prefix}per_device_train_batch_size', "
+                        f"'{prefix}num_processes', or the number of nodes)") from None
+
+
+def machine_args(config_file: str, env=os.environ) -> list[str]:
+    """accelerate's machine settings: from Slurm's environment on several nodes, else a free local port."""
+    nodes = slurm_num_nodes(env)
+    if nodes <= 1:
+        return _port_args(config_file)
+    return ["--num_machines", str(nodes), "--main_process_ip", main_process_address(env),
+            "--main_process_port", str(main_process_port(env))]
 
 
 def _port_args(config_file: str) -> list[str]:
@@ -88,6 +124,98 @@ def _port_args(config_file: str) -> list[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return ["--main_process_port", str(sock.getsockname()[1])]
+
+
+def slurm_num_nodes(env=os.environ) -> int:
+    """Nodes of the Slurm allocation this runs in (1 outside Slurm)."""
+    value = env.get("SLURM_NNODES") or env.get("SLURM_JOB_NUM_NODES") or "1"
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"SLURM_NNODES={value!r} is not a number of nodes") from None
+
+
+def main_process_address(env=os.environ) -> str:
+    """The first host of the allocation: machine rank 0 runs there (srun's block distribution puts task 0 on the
+    first node of the list, which is also where the batch script runs)."""
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    if not nodelist:
+        raise UserError("SLURM_NNODES > 1 but neither SLURM_JOB_NODELIST nor SLURM_NODELIST is set")
+    return expand_nodelist(nodelist)[0]
+
+
+def main_process_port(env=os.environ) -> int:
+    """MASTER_PORT when set (torch's name), else 20000 + job id mod 12000: the same on every node of a job, another
+    for a job sharing a node, below Linux's ephemeral range (32768+) where outgoing connections take ports."""
+    if env.get("MASTER_PORT"):
+        return int(env["MASTER_PORT"])
+    return 20000 + int(env.get("SLURM_JOB_ID") or 0) % 12000
+
+
+def machine_rank(env=os.environ) -> int:
+    """This node's rank: SLURM_NODEID (the node's index in the step), else SLURM_PROCID (= it, one task a node)."""
+    value = env.get("SLURM_NODEID") or env.get("SLURM_PROCID")
+    if value is None:
+        raise UserError("no SLURM_NODEID or SLURM_PROCID: node_main runs as an srun task (one per node)")
+    return int(value)
+
+
+def expand_nodelist(nodelist: str) -> list[str]:
+    """Slurm's own expansion (`scontrol show hostnames`) when scontrol is on PATH, else parse_nodelist."""
+    if shutil.which("scontrol"):
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.split():
+            return out.stdout.split()
+    return parse_nodelist(nodelist)
+
+
+def parse_nodelist(nodelist: str) -> list[str]:
+    """The common Slurm host-list forms without scontrol: `gpu01`, `gpu[01-03,07]`, `a[1-2]-ib,b3`,
+    `r[1-2]n[01-02]` (each bracket group a range list, groups multiplied out, zero padding kept)."""
+    items = re.findall(r"(?:[^,\[\]]|\[[^\[\]]*\])+", nodelist)
+    if ",".join(items) != nodelist:  # an unclosed or stray bracket, an empty entry
+        raise UserError(f"cannot read the Slurm node list {nodelist!r} (and scontrol is not on PATH)")
+    hosts = []
+    for item in items:
+        parts = re.split(r"\[([^\]]*)\]", item)  # text, ranges, text, ranges, ..., text
+        names = [""]
+        for i, part in enumerate(parts):
+            names = [n + c for n in names for c in (_range_list(part, nodelist) if i % 2 else [part])]
+        hosts += names
+    if not hosts:
+        raise UserError(f"cannot read the Slurm node list {nodelist!r} (and scontrol is not on PATH)")
+    return hosts
+
+
+def _range_list(spec: str, nodelist: str) -> list[str]:
+    out = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise UserError(f"cannot read the Slurm node list {nodelist!r}: range {part!r}")
+        out += [str(n).zfill(len(lo)) for n in range(int(lo), int(hi or lo) + 1)]
+    return out
+
+
+def srun_command(nodes: int, env=os.environ) -> list[str]:
+    """One task per node over the whole allocation; a failing node ends the others (--kill-on-bad-exit).
+    srun no longer inherits the job's --cpus-per-task (Slurm >= 22.05), so it is passed on: otherwise a node's
+    8 ranks and their data loaders would share one core."""
+    if not shutil.which("srun", path=env.get("PATH")):
+        raise UserError(f"SLURM_NNODES={nodes} but srun is not on PATH: multi-node training starts its nodes with "
+                        "srun from inside the allocation (params/accelerate/train.sbatch)")
+    cpus = [f"--cpus-per-task={env['SLURM_CPUS_PER_TASK']}"] if env.get("SLURM_CPUS_PER_TASK") else []
+    # --export=ALL: the tasks need this process's environment (FUSECHAT_LAUNCHED, PYTHONPATH) even where the site
+    # sets SLURM_EXPORT_ENV=NONE
+    return ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+            "--export=ALL", *cpus]
+
+
+def node_main(argv: list[str]) -> None:
+    """One node's task under srun: `accelerate launch --machine_rank <this node> ARGS` (replaces this process)."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--machine_rank", str(machine_rank()), *argv]
+    print(f"node {machine_rank()} ({os.uname().nodename}):", " ".join(cmd), flush=True)
+    os.execv(sys.executable, cmd)
 
 
 class SampleLog:
@@ -277,3 +405,7 @@ def gpu_memory_estimate(n_params: float, hidden: int, layers: int, vocab: int, s
     total = states + acts + logits + 2 * gib
     return {"states_gib": round(states / gib, 1), "activations_gib": round(acts / gib, 1),
             "logits_gib": round(logits / gib, 1), "total_gib": round(total / gib, 1)}
+
+
+if __name__ == "__main__":
+    node_main(sys.argv[1:])

@@ -95,7 +95,7 @@ def test_seeds_follow_the_authors_list():
 
 
 @pytest.mark.slow
-def test_shards_cover_every_prompt_exactly_once_and_merge(tmp_path, sources):
+def test_shards_cover_every_unit_exactly_once_and_merge(tmp_path, sources):
     prompts = write_prompts(tmp_path, n=8)
     ids = [f"id-{i}" for i in range(1000)]
     counts = pd.Series([shards.shard_of(p, 4) for p in ids]).value_counts()
@@ -108,8 +108,10 @@ def test_shards_cover_every_prompt_exactly_once_and_merge(tmp_path, sources):
                 shards.merge_shards(cfg.step_dir)
     merged = pd.read_parquet(shards.merge_shards(tmp_path / "02_sampling"))
     assert set(merged.prompt_id) == set(prompts.prompt_id)
-    per_shard = [set(shards.read_chunks(shards.shard_dir(tmp_path / "02_sampling", i, 3)).prompt_id) for i in range(3)]
-    assert sum(len(s) for s in per_shard) == len(prompts)
+    # a shard owns whole batches of the one-process run: each (prompt, source) unit is sampled by exactly one shard
+    per_shard = [set(zip(*(shards.read_chunks(shards.shard_dir(tmp_path / "02_sampling", i, 3))[c]
+                           for c in ("prompt_id", "source_model")))) for i in range(3)]
+    assert all(per_shard) and sum(map(len, per_shard)) == len(set(zip(merged.prompt_id, merged.source_model)))
 
 
 def test_merge_refuses_an_incomplete_unit(tmp_path, sources):

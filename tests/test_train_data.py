@@ -102,8 +102,8 @@ def test_a_hub_id_is_loaded_with_datasets_at_its_revision(monkeypatch, tmp_path)
 
     calls = []
 
-    def fake_load_dataset(name, split, revision):
-        calls.append((name, split, revision))
+    def fake_load_dataset(name, config, split, revision):
+        calls.append((name, config, split, revision))
         return datasets.Dataset.from_list([{"dataset": "x", "source_model": "s", "prompt": [msg("user", USER)],
                                             "chosen": [msg("assistant", ANSWER)],
                                             "rejected": [msg("assistant", WORSE)]}])
@@ -111,8 +111,12 @@ def test_a_hub_id_is_loaded_with_datasets_at_its_revision(monkeypatch, tmp_path)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     src = resolve("FuseAI/FuseChat-3.0-DPO-Data@abc123", tmp_path, "dpo")
     assert dpo_rows(src) == [DPO_WANT]
-    assert calls == [("FuseAI/FuseChat-3.0-DPO-Data", "train", "abc123")]
-    assert src.describe(tmp_path) == {"source": "hub:FuseAI/FuseChat-3.0-DPO-Data", "revision": "abc123"}
+    assert calls == [("FuseAI/FuseChat-3.0-DPO-Data", None, "train", "abc123")]
+    assert src.describe(tmp_path) == {"source": "hub:FuseAI/FuseChat-3.0-DPO-Data", "config": None,
+                                      "revision": "abc123"}
+    pushed = resolve("me/fusechat-toy-data:dpo", tmp_path, "dpo")  # a `fusechat push` repo's dpo config
+    dpo_rows(pushed)
+    assert calls[-1] == ("me/fusechat-toy-data", "dpo", "train", None)
 
 
 def test_export_then_train_from_the_export_gives_the_same_training_rows(tmp_path, capsys):

@@ -10,14 +10,19 @@ Resume: each (stage, benchmark) is committed when done: its samples/<stage>/<nam
 `parts/<stage>/<benchmark>.json` (its result rows and sample names), each written tmp + os.replace. A rerun reads
 committed parts back instead of evaluating again, as long as `parts/<stage>/model.json` still names the same model
 (path and content hash; a retrained model moves the stage's stale parts aside). Every run, interrupted or not,
-builds its rows from the part files, so both give the same results.csv.
+builds its rows from the part files, so both give the same results.csv. Shard jobs (`run_shard`, `fusechat run
+--shard i/N`) commit consecutive parts into `chunks/shard-<i>-of-<N>/`; a run over the finished shards copies
+their parts in (`take_shard_parts`) instead of evaluating them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import shutil
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 from fusechat_utils import shards
 from fusechat_utils.errors import UserError
@@ -25,7 +30,8 @@ from fusechat_utils.evaluation import toy, winrate
 from fusechat_utils.evaluation.generate import generate_chat, generate_raw, generate_raw_vllm, render_prompts
 from fusechat_utils.evaluation.registry import Benchmark, entry, family_of
 from fusechat_utils.evaluation.step import PARTS, proportion_row, result_row
-from fusechat_utils.io import hash_obj, hash_path, read_json, read_jsonl, seed_everything, write_json, write_jsonl
+from fusechat_utils.io import (atomic_path, hash_obj, hash_path, read_json, read_jsonl, seed_everything, write_json,
+                               write_jsonl)
 
 
 class NotRunHere(UserError):
@@ -174,27 +180,102 @@ def read_part(cfg, stage: str, part: Path) -> tuple[list[dict], dict[str, list[d
     return done["rows"], samples
 
 
+def evaluate_part(cfg, stage: str, model: str, bench: str, folder: Path, notes: list[str]):
+    """(rows, samples) of one (stage, benchmark), evaluated and committed as a part unless committed already;
+    None for a benchmark that cannot run here (noted in `notes`)."""
+    part = folder / f"{shards._safe(bench)}.json"
+    if not part.exists():
+        seed_everything(cfg.seed)  # each part starts from the same state, whether resumed or not
+        try:
+            got = run_benchmark(cfg, bench, stage, model)
+        except NotRunHere as exc:
+            notes.append(f"{stage}/{bench}: {exc}")
+            return None
+        commit_part(cfg, stage, bench, part, got)
+    return read_part(cfg, stage, part)
+
+
 def evaluate_stage(cfg, stage: str, model: str, notes: list[str] | None = None):
     """(result rows, samples per benchmark); a benchmark that cannot run here is noted in `notes`, not fatal.
 
-    Each benchmark is committed as a part when done; committed parts are read back, not evaluated again.
+    Each benchmark is committed as a part when done; committed parts are read back, not evaluated again, and so
+    are the parts the finished shards of a job array committed (`run_shard`).
     """
     rows, samples = [], {}
     folder = stage_parts(cfg, stage, model)
+    array = shards.shard_count(cfg.step_dir)
+    if array:
+        take_shard_parts(cfg, stage, model, folder, array)
     for bench in cfg.eval_benchmarks:
-        part = folder / f"{shards._safe(bench)}.json"
-        if not part.exists():
-            seed_everything(cfg.seed)  # each part starts from the same state, whether resumed or not
-            try:
-                got = run_benchmark(cfg, bench, stage, model)
-            except NotRunHere as exc:
-                (notes if notes is not None else []).append(f"{stage}/{bench}: {exc}")
-                continue
-            commit_part(cfg, stage, bench, part, got)
-        got = read_part(cfg, stage, part)
-        rows += got[0]
-        samples.update(got[1])
+        got = evaluate_part(cfg, stage, model, bench, folder, notes if notes is not None else [])
+        if got is not None:
+            rows += got[0]
+            samples.update(got[1])
     return rows, samples
+
+
+# ------------------------------------------------------------------------------------------------ shards of 07
+# The unit is the committed (stage, benchmark) part: a shard job evaluates consecutive parts of the one-process
+# run, with the same seeding, into chunks/shard-<i>-of-<N>/ (its own parts/, samples/ and judge caches), so the
+# merge reads exactly the parts one process would have committed. Items within a benchmark are not split: judged
+# benchmarks score the whole set at once (length-controlled AlpacaEval, Arena-Hard's Bradley-Terry fit).
+
+
+def shard_view(cfg, shard_index: int, num_shards: int) -> SimpleNamespace:
+    """The config as a shard job sees it: the same values, its own folder as the step folder."""
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    return SimpleNamespace(**values, step_dir=shards.shard_dir(cfg.step_dir, shard_index, num_shards))
+
+
+def shard_units(cfg, models: dict[str, str], num_shards: int) -> list[tuple[str, str, str, int]]:
+    """(stage, model, benchmark, shard) of every part, in the one-process run's order."""
+    units = [(stage, model, bench) for stage, model in models.items() for bench in cfg.eval_benchmarks]
+    return [(*u, owner) for u, owner in zip(units, shards.split_contiguous([1] * len(units), num_shards), strict=True)]
+
+
+def run_shard(cfg, shard_index: int, num_shards: int) -> dict:
+    """Evaluate this shard's parts into chunks/shard-<i>-of-<N>/ (resuming committed ones); returns a summary."""
+    from fusechat_utils.evaluation.step import RESUME_FILE, RESUME_INPUTS, resolve_models, resume_values
+
+    models, notes = resolve_models(cfg)
+    view = shard_view(cfg, shard_index, num_shards)
+    shards.resume_guard(Path(view.step_dir) / PARTS, resume_values(cfg), RESUME_FILE, inputs=RESUME_INPUTS,
+                        what="committed results")
+    mine = [(stage, model, bench) for stage, model, bench, owner in shard_units(cfg, models, num_shards)
+            if owner == shard_index]
+    for stage, model, bench in mine:
+        evaluate_part(view, stage, model, bench, stage_parts(view, stage, model), notes)
+    return {"shard": f"{shard_index}/{num_shards}", "parts": [f"{stage}/{bench}" for stage, _, bench in mine],
+            "notes": notes}
+
+
+def take_shard_parts(cfg, stage: str, model: str, folder: Path, num_shards: int) -> None:
+    """Copy the stage's parts (and their samples) that the finished shards committed into this run's folders,
+    samples first, as commit_part writes them; a shard not finished, or evaluated with other values or another
+    model, is an error naming it."""
+    from fusechat_utils.evaluation.step import RESUME_FILE, resume_values
+
+    shards.require_finished(cfg.step_dir, num_shards)
+    values, model_values = resume_values(cfg), read_json(folder / "model.json")
+    for i in range(num_shards):
+        shard_step = shards.shard_dir(cfg.step_dir, i, num_shards)
+        shards.check_shard_values(shard_step / PARTS, values, RESUME_FILE)
+        source = shard_step / PARTS / shards._safe(stage)
+        if not source.is_dir():
+            continue  # this shard had no part of this stage
+        shards.check_shard_values(source, model_values, "model.json")
+        for part in sorted(p for p in source.glob("*.json") if p.name != "model.json"):
+            if (folder / part.name).exists():
+                continue
+            for name in read_json(part)["samples"]:
+                copy_atomic(shard_step / "samples" / stage / f"{name}.jsonl",
+                            Path(cfg.step_dir) / "samples" / stage / f"{name}.jsonl")
+            copy_atomic(part, folder / part.name)
+
+
+def copy_atomic(source: Path, dest: Path) -> None:
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def toy_winrates(cfg, models: dict[str, str], samples: dict[str, dict]) -> list[dict]:
