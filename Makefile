@@ -8,8 +8,9 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: venv vllm-venv demo test test-fast lab toy-world ablations clean-outputs
+.PHONY: venv vllm-venv gpu-venvs demo test test-fast lab toy-world ablations clean-outputs
 
 # The stamp is remade whenever pyproject.toml changes, so `make` keeps .venv in step with the pins.
 $(VENV)/.installed: pyproject.toml
@@ -33,6 +34,19 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	touch $@
 
 vllm-venv: $(VLLM_VENV)/.installed
+
+# GPU nodes: the training venv (PyPI's CUDA torch, DeepSpeed, bitsandbytes) and vLLM's own venv, as on CPU: vLLM
+# 0.33 needs numpy<2.4 and pillow>=13, which the kit's pins (numpy 2.4.6) and trackio (pillow<13) exclude. The
+# paper profiles point 02 and 07 at .venv-vllm (sample_vllm_python, eval_vllm_python).
+gpu-venvs:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q torch==2.14.0   # PyPI's CUDA build
+	$(PY) -m pip install -q -e '.[gpu,dev]'
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q -U pip
+	$(VLLM_VENV)/bin/python -m pip install -q vllm==0.33.0 transformers==5.19.0 pandas==3.1.1 pyarrow==26.0.1
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
 
 toy-world: venv
 	$(PY) -m fusechat_utils toy-world
@@ -60,6 +74,12 @@ ablations: venv
 	$(PY) -m fusechat_utils sweep --profile toy --name ablations --seeds 0,1,2 $(ABLATIONS)
 	$(VENV)/bin/papermill -k python3 notebooks/analysis/ablations.ipynb outputs/ablations/ablations.ipynb \
 		-p sweep_dir outputs/ablations
+
+# Every paper profile end to end on CPU with local stand-ins (fusechat_utils/rehearse.py), into
+# outputs/rehearsal/<profile>/; prints each profile's overridden keys and one summary line per profile.
+.PHONY: rehearse
+rehearse: venv
+	$(PY) -m fusechat_utils rehearse --profile all
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks

@@ -284,7 +284,7 @@ def evaluate(items: list[dict], responses: list[str], out_dir: str | Path, judge
     from fusechat_utils.evaluation.judge import JudgeError
 
     _check_inputs(items, responses, glm)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # alpaca_eval reads a relative annotators_config from its own package folder
     out.mkdir(parents=True, exist_ok=True)
     model_outputs = [{"dataset": it["dataset"], "instruction": it["instruction"], "output": postprocess(r),
                       "generator": name} for it, r in zip(items, responses)]
