@@ -51,10 +51,12 @@ gpu-venvs:
 toy-world: venv
 	$(PY) -m fusechat_utils toy-world
 
-# The toy pipeline end to end over 3 seeds (outputs/toy/seed{0,1,2}/), then the mean ± std table.
+# The toy pipeline end to end over 3 seeds (outputs/toy/seed{0,1,2}/), the mean ± std table, then one HTML report
+# of it all: every executed notebook plus the analysis notebooks run on the sweep (outputs/toy/report.html).
 demo: venv
 	$(PY) -m fusechat_utils toy-world
 	$(PY) -m fusechat_utils sweep --profile toy --name toy --seeds 0,1,2
+	$(PY) -m fusechat_utils report --run-dir outputs/toy
 
 # Tests write only into temporary folders (and build the toy world into outputs/toy_world if it is missing).
 test: venv vllm-venv
