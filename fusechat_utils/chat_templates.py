@@ -23,8 +23,8 @@ FAMILY_TOKENS = {
     "gemma2": {"bos_token": "<bos>", "eos_token": "<eos>", "extra": ["<start_of_turn>", "<end_of_turn>", "<pad>"]},
     "mistral": {"bos_token": "<s>", "eos_token": "</s>", "extra": ["[INST]", "[/INST]"]},
 }
-# The eos ids of each family's generation_config.json (chat_templates README in ../shared: Llama 3.x stops at
-# end_of_text, eom and eot; Qwen2.5 at im_end and endoftext; Gemma 2 at eos and end_of_turn).
+# The eos tokens of each family's hub generation_config.json (data/chat_templates/PROVENANCE.md): Llama 3.x stops
+# at end_of_text, eom and eot; Qwen2.5 at im_end and endoftext; Gemma 2 at eos and end_of_turn.
 FAMILY_GENERATION_EOS = {"llama3": ["<|end_of_text|>", "<|eom_id|>", "<|eot_id|>"],
                          "qwen25": ["<|im_end|>", "<|endoftext|>"], "gemma2": ["<eos>", "<end_of_turn>"],
                          "mistral": ["</s>"]}
