@@ -16,8 +16,8 @@ STEPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "02_sampling": ("fusechat_utils.sampling:SampleConfig", ("01_prompts",)),
     "03_scoring": ("fusechat_utils.scoring:ScoreConfig", ("01_prompts", "02_sampling")),
     "04_pairs": ("fusechat_utils.pairs:PairsConfig", ("03_scoring",)),
-    "05_sft": ("fusechat_utils.train:SFTStepConfig", ("04_pairs",)),
-    "06_dpo": ("fusechat_utils.train:DPOStepConfig", ("04_pairs", "05_sft")),
+    "05_sft": ("fusechat_utils.train_sft:SFTStepConfig", ("04_pairs",)),
+    "06_dpo": ("fusechat_utils.train_dpo:DPOStepConfig", ("04_pairs", "05_sft")),
     "07_eval": ("fusechat_utils.evaluation:EvalConfig", ("05_sft", "06_dpo")),
 }
 

@@ -18,7 +18,7 @@ SFT rows with `messages`, or `prompt` + `completion`; DPO rows without `prompt` 
 conversations share their leading turns (TRL's implicit prompt). A string where a message list is expected is one
 message (user for a prompt, assistant for a completion / chosen / rejected). Other columns are ignored.
 
-SFT trains on the last assistant turn of each row (completion-only loss, see train.py); earlier turns are context.
+SFT trains on the last assistant turn of each row (completion-only loss, see train_sft.py); earlier turns are context.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
-"""Step 06 body: TRL DPOTrainer from the SFT model, frozen SFT reference, best-of-last-two checkpoint selection.
+"""Step 06_dpo: TRL DPOTrainer from the SFT model, frozen SFT reference, best-of-last-two checkpoint selection.
 
-Usage: called by `fusechat_utils.train.run_dpo(cfg)`; `select_checkpoint(trainer, eval_set)` works on any
-DPOTrainer whose output_dir holds checkpoints.
+Usage (what notebooks/06_dpo.ipynb does):
+    cfg = DPOStepConfig.from_params(globals()); result = run_dpo(cfg)    # -> <run_dir>/06_dpo/model/
+`select_checkpoint(trainer, eval_set)` works on any DPOTrainer whose output_dir holds checkpoints.
+
+Beyond the kit's params: `dpo_trainer_args` passes any other trl.DPOConfig option, `dpo_peft` (lora, qlora) a
+LoRA adapter merged into the saved model, and `dpo_data` another preference set (see train_sft.py's docstring).
 
 Paper (recipe §3): save every 100 steps, keep the better of the last two checkpoints. The paper does not say on
 what; here a held-out slice of the preference pairs (`dpo_eval_fraction`) judges them: higher reward accuracy,
@@ -11,13 +15,61 @@ then lower DPO loss, then the later checkpoint. With no held-out pairs the last 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from fusechat_utils import train_data
 from fusechat_utils import train_options as options
+from fusechat_utils.config import SeededStepConfig, invalid
 from fusechat_utils.io import seed_everything, write_json
-from fusechat_utils.train import finish, trainer_args
+from fusechat_utils.train_common import DATA_HELP, check_batches, check_options, finish, run_step, trainer_args
 from fusechat_utils.train_launch import checkpoint_step, last_checkpoint, progress_callback, resume_point
+
+
+@dataclass
+class DPOStepConfig(SeededStepConfig):
+    STEP: ClassVar[str] = "06_dpo"
+    target_model: str = field(default="outputs/toy_world/models/target", metadata={"help": "recorded; DPO starts from 05_sft"})
+    dpo_data: str = field(default="", metadata={"help": DATA_HELP.format(name="dpo")})
+    dpo_beta: float = field(default=10.0, metadata={"help": "DPO beta (paper: 10 Llama LN-DPO, 0.01 Qwen/Gemma)"})
+    dpo_loss_type: str = field(default="sigmoid_norm", metadata={"help": "sigmoid_norm: length-normalized DPO"})
+    dpo_learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (paper: per target)"})
+    dpo_num_train_epochs: float = field(default=2.0, metadata={"help": "epochs over dpo.parquet"})
+    dpo_max_steps: int = field(default=-1, metadata={"help": "optimizer steps (-1: use the epochs)"})
+    dpo_global_batch_size: int = field(default=8, metadata={"help": "per-device x accumulation x processes"})
+    dpo_per_device_train_batch_size: int = field(default=8, metadata={"help": "micro-batch per process"})
+    dpo_max_length: int = field(default=256, metadata={"help": "prompt + completion tokens"})
+    dpo_lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler name"})
+    dpo_warmup_ratio: float = field(default=0.1, metadata={"help": "warmup as a fraction of the steps"})
+    dpo_save_steps: int = field(default=10, metadata={"help": "checkpoint every N steps (paper 100)"})
+    dpo_eval_fraction: float = field(default=0.1, metadata={"help": "held-out pairs that pick the checkpoint"})
+    dpo_logging_steps: int = field(default=2, metadata={"help": "log every N steps"})
+    dpo_gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
+    dpo_accelerate_config: str = field(default="params/accelerate/single.yaml", metadata={"help": "accelerate config"})
+    dpo_num_processes: int = field(default=1, metadata={"help": "processes (GPUs, or CPU ranks with cpu_ddp)"})
+    dpo_peft: str = field(default="none", metadata={
+        "help": "none: full fine-tuning; lora; qlora: LoRA on a 4-bit base (CUDA)"})
+    dpo_lora_r: int = field(default=16, metadata={"help": "LoRA rank (when dpo_peft is lora or qlora)"})
+    dpo_lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha: the update is scaled by alpha / r"})
+    dpo_lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA branch's input"})
+    dpo_lora_target_modules: str | list[str] = field(default="all-linear", metadata={
+        "help": "'all-linear' or module names, e.g. [q_proj, v_proj]"})
+    dpo_trainer_args: dict = field(default_factory=dict, metadata={
+        "help": "more trl.DPOConfig options, e.g. {weight_decay: 0.1}"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # types; beta, lr > 0, eval fraction in [0, 1], batches >= 1 (config.check_values)
+        check_batches(self, "dpo_")
+        check_options(self, "dpo_")
+        if self.dpo_eval_fraction >= 1:
+            raise invalid(f"key 'dpo_eval_fraction' must be < 1 (pairs must remain to train on), got "
+                          f"{self.dpo_eval_fraction}", "dpo_eval_fraction")
+
+    def check_machine(self) -> None:
+        train_data.check_exists(self.dpo_data, "dpo_data")
+        options.check_machine(self, "dpo_")
+
 
 PLOT_KEYS = ["loss", "rewards/margins", "rewards/accuracies", "eval_loss", "eval_rewards/accuracies"]
 
@@ -70,7 +122,7 @@ def ensure_final_checkpoint(trainer) -> None:
         trainer._save_checkpoint(trainer.model, trial=None)
 
 
-def train_dpo(cfg, callbacks=None) -> dict:
+def train_dpo(cfg: DPOStepConfig, callbacks=None) -> dict:
     from trl import DPOConfig, DPOTrainer
 
     from fusechat_utils.models import load_causal_lm, load_tokenizer
@@ -102,3 +154,9 @@ def train_dpo(cfg, callbacks=None) -> dict:
              "checkpoint_choice": choice, "reference": sft_dir, "target_model": cfg.target_model,
              "peft": cfg.dpo_peft, "data": source.describe(cfg.run_dir)}
     return finish(cfg, trainer, started, PLOT_KEYS, extra, checkpoint_step(resume) or 0)
+
+
+def run_dpo(cfg: DPOStepConfig, callbacks=None) -> dict:
+    """Step 06: DPO from 05's model on 04's dpo.parquet (or `dpo_data`), reference = that SFT model; keeps the
+    better checkpoint."""
+    return run_step(cfg, "dpo_", train_dpo, callbacks)

@@ -1,6 +1,6 @@
 """Shared plumbing of 05_sft and 06_dpo: accelerate launch, batch arithmetic, sample logs, resume, metrics, plots.
 
-Usage (fusechat_utils.train calls these; nothing here is step-specific):
+Usage (train_common, train_sft and train_dpo call these; nothing here is step-specific):
     if needs_launch(cfg.sft_accelerate_config, cfg.sft_num_processes):
         launch("05_sft", cfg, cfg.sft_accelerate_config, cfg.sft_num_processes)   # re-enters train.main() per rank
     accum = grad_accumulation(global_batch=128, per_device=4, num_processes=world_size())

@@ -1,7 +1,7 @@
 """Options of 05_sft / 06_dpo beyond the kit's own params: any TRL trainer option, LoRA / QLoRA through peft, and
 experiment trackers.
 
-Usage (the step configs and fusechat_utils.train call these; `p` is the step's prefix, "sft_" or "dpo_"):
+Usage (the step configs and train_common / train_sft / train_dpo call these; `p` is the step's prefix, "sft_" or "dpo_"):
     check_trainer_args(cfg, p)   # config build: an unknown or kit-owned key in `<p>trainer_args` -> ParamError
     check_peft(cfg, p)           # config build: `<p>peft` in none|lora|qlora, LoRA sizes in range
     check_machine(cfg, p)        # before a run: a tracker not installed, qlora without a CUDA GPU or bitsandbytes

@@ -378,7 +378,7 @@ def test_hub_ids_and_existing_local_paths_pass(paper_copy, value):
 
 
 def test_from_params_checks_model_paths_too(tmp_path):
-    from fusechat_utils.train import SFTStepConfig
+    from fusechat_utils.train_sft import SFTStepConfig
 
     values = {**SFTStepConfig().__dict__, "target_model": "outputs/no_such_run/model"}
     with pytest.raises(ParamError, match=r"params for 05_sft: key 'target_model' is the local path"):

@@ -3,7 +3,7 @@
 import pytest
 from test_train_sft import build_pairs, build_tiny_model
 
-from fusechat_utils.train import SFTStepConfig, run_sft
+from fusechat_utils.train_sft import SFTStepConfig, run_sft
 from fusechat_utils.train_launch import grad_accumulation, needs_launch, read_sample_logs
 
 

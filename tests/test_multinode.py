@@ -14,7 +14,7 @@ from test_train_sft import build_pairs, build_tiny_model
 
 from fusechat_utils.config import PROJECT_ROOT
 from fusechat_utils.errors import UserError
-from fusechat_utils.train import SFTStepConfig, run_sft
+from fusechat_utils.train_sft import SFTStepConfig, run_sft
 from fusechat_utils.train_launch import (
     check_world_batch, machine_args, machine_rank, main_process_address, main_process_port, parse_nodelist,
     srun_command,

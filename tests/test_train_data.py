@@ -10,7 +10,7 @@ from test_train_sft import build_pairs
 from fusechat_utils.cli import main
 from fusechat_utils.config import ParamError, load_profile
 from fusechat_utils.errors import UserError
-from fusechat_utils.train import SFTStepConfig, sft_dataset
+from fusechat_utils.train_sft import SFTStepConfig, sft_dataset
 from fusechat_utils.train_data import (
     DPO_EXPORT, SFT_EXPORT, DataError, Source, dpo_example, dpo_rows, resolve, sft_example, sft_rows,
 )

@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from test_train_sft import StopAt, build_pairs, build_tiny_model
 
-from fusechat_utils.train import DPOStepConfig, run_dpo
-from fusechat_utils.train_dpo import dpo_splits
+from fusechat_utils.train_dpo import DPOStepConfig, dpo_splits, run_dpo
 
 PAIRS = [
     ([{"role": "user", "content": "what is 3 + 1"}], "answer 4", "answer 7 reverse abc cba"),

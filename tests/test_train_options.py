@@ -9,7 +9,8 @@ from test_train_sft import StopAt, build_pairs, build_tiny_model, sft_cfg
 
 from fusechat_utils.config import ParamError, load_profile
 from fusechat_utils.errors import UserError
-from fusechat_utils.train import DPOStepConfig, SFTStepConfig, run_dpo, run_sft
+from fusechat_utils.train_dpo import DPOStepConfig, run_dpo
+from fusechat_utils.train_sft import SFTStepConfig, run_sft
 
 LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

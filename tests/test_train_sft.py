@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fusechat_utils.train import SFTStepConfig, run_sft
+from fusechat_utils.train_sft import SFTStepConfig, run_sft
 from fusechat_utils.train_data import to_prompt_completion
 
 CHATML = (
@@ -100,7 +100,7 @@ def test_completion_only_loss_masks_the_prompt(world):
     from trl import SFTConfig, SFTTrainer
     from datasets import Dataset
 
-    from fusechat_utils.train import sft_dataset
+    from fusechat_utils.train_sft import sft_dataset
 
     run = world["root"] / "run_mask"
     build_pairs(run, n_sft=4)
