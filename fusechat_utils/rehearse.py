@@ -7,7 +7,7 @@ runner (`runner.run_pipeline`: the same notebooks, configs and code paths a GPU 
   cannot ship -> fixture rows in their released format;
 - sizes scaled down (prompts per dataset, generated tokens, eval items and tokens);
 - what needs a GPU replaced: vLLM -> transformers (sampling, eval), DeepSpeed ZeRO-3 on 8 GPUs -> accelerate's
-  single-process config; the judges -> a judge on loopback (`stand_ins.LoopbackJudge`) answering as they do.
+  single-process config; the judges -> a judge on loopback (`loopback_judge.LoopbackJudge`) answering as they do.
 Everything else is the profile's: loss type, beta, learning rates, schedulers, global batches, max lengths, dtypes,
 pairing rules and caps, sampling parameters and sample counts per source, the eval registry entries and judges'
 names. A key whose rehearsal value equals the profile's is not overridden. The run ends with one summary line.
@@ -136,7 +136,8 @@ def rehearse(profile: str, run_dir: str | None = None, steps: str | None = None,
     """Build the stand-in world, print the overrides, run the profile's steps with them; never raises a UserError
     (a failing step is the result's status 1 and error), a kit bug propagates after the summary line."""
     from fusechat_utils.runner import run_pipeline
-    from fusechat_utils.stand_ins import LoopbackJudge, build_world
+    from fusechat_utils.loopback_judge import LoopbackJudge
+    from fusechat_utils.stand_ins import build_world
 
     started = time.time()
     run_dir = run_dir or default_run_dir(profile)

@@ -1,30 +1,22 @@
 """The stand-in world a paper profile's rehearsal runs in: tiny local models for every hub model the profile names,
-fixture files for its hub datasets and its benchmark files that do not ship, and a loopback judge.
+fixture files for its hub datasets and its benchmark files that do not ship.
 
 - models: each source, the target (`chat_templates.stand_in_for`: the family's architecture and special tokens, the
   model's own chat template) and ArmoRM (`chat_templates.stand_in_reward_model`: its custom `.score` output through
   trust_remote_code), under `<folder>/models/<org>__<name>/`;
 - `<folder>/fixtures/`: the 8 datasets in their real schemas (`rehearsal_fixtures`);
 - `<folder>/benchmarks/`: the benchmark files the kit cannot ship (GPQA-Diamond, AMC 23, LiveCodeBench), copied
-  from tests/fixtures/benchmarks/ (rows in each file's released format);
-- `LoopbackJudge`: an OpenAI-compatible /v1/chat/completions on 127.0.0.1 answering every judged benchmark in its
-  verdict format (MT-Bench `[[r]]`, Arena-Hard `[[A>B]]`, AlignBench's score dict, AlpacaEval's one-token m/M with
-  top logprobs), each verdict a deterministic function of the request, so the judges' caches replay a rerun.
+  from tests/fixtures/benchmarks/ (rows in each file's released format).
+The judged benchmarks call `loopback_judge.LoopbackJudge` meanwhile.
 The world is built once per folder; `world.json` records what it holds, and a folder built for other models is
 rebuilt. Builds are seeded, so a rebuild gives the same files.
-Usage: `world = build_world(folder, params)`; `world.models["google/gemma-2-27b-it"]` -> local path;
-`with LoopbackJudge() as judge: ... judge.url`.
+Usage: `world = build_world(folder, params)`; `world.models["google/gemma-2-27b-it"]` -> local path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import shutil
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -97,59 +89,3 @@ def build_world(folder: str | Path, params: dict[str, Any], log=print) -> World:
 # the judge
 
 
-def verdict(messages: list[dict]) -> str:
-    """One reply every judged pipeline parses, varying with the request: an MT-Bench rating, an Arena-Hard verdict
-    and AlignBench's score dict (its dimensions are read from the dict, the overall score from '综合得分')."""
-    digest = int(hashlib.sha256(json.dumps(messages, ensure_ascii=False).encode()).hexdigest(), 16)
-    rating, games = 1 + digest % 10, ("A>B", "A=B", "B>A", "A>>B", "B>>A")
-    return (f"Stand-in judgment. My final verdict is [[{games[digest % 5]}]]. Rating: [[{rating}]]\n"
-            f"{{'事实正确性': {rating}, '满足用户需求': {rating}, '综合得分': {rating}}}")
-
-
-def completion(body: dict) -> dict:
-    """The /v1/chat/completions response to `body`: AlpacaEval's weighted annotator asks for logprobs of a
-    one-token answer ('m' or 'M'), everyone else gets `verdict`."""
-    messages = body.get("messages", [])
-    content, logprobs = verdict(messages), None
-    if body.get("logprobs"):
-        p = 0.2 + 0.6 * (int(hashlib.sha256(json.dumps(messages).encode()).hexdigest(), 16) % 100) / 100
-        top = [{"token": t, "logprob": math.log(q), "bytes": list(t.encode())} for t, q in (("m", p), ("M", 1 - p))]
-        content, logprobs = top[0]["token"], {"content": [{**top[0], "top_logprobs": top}]}
-    return {"id": "stand-in", "object": "chat.completion", "created": 0, "model": body.get("model", ""),
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                         "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-
-
-class LoopbackJudge:
-    """An OpenAI-compatible judge on 127.0.0.1 (a free port) for as long as the `with` block runs."""
-
-    def __init__(self):
-        judge = self
-        self.calls = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                judge.calls += 1
-                out = json.dumps(completion(body)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
-
-    def __enter__(self) -> LoopbackJudge:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -5,8 +5,6 @@ verdicts parsed as AlignBench's post_process, unrated answers, the cache); the c
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from fusechat_utils.chat_templates import family_tokenizer
 from fusechat_utils.errors import UserError
 from fusechat_utils.evaluation import alignbench
 from fusechat_utils.evaluation.judge import JudgeClient
+from fusechat_utils.loopback_judge import LoopbackJudge
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "alignbench"
 RELEASE = DATA / "data_v1.1_release.jsonl"
@@ -72,54 +71,22 @@ VERDICTS = [
 ]
 
 
-class FakeJudge:
-    """/v1/chat/completions on loopback, recording each prompt. The verdict follows the toy answer's marker
-    `SCORE=<x>`: a number -> a dimension dict whose overall is x, `none` -> a judgment with no scores."""
-
-    def __init__(self):
-        self.prompts: list[str] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                assert body["temperature"] == 0 and len(body["messages"]) == 1
-                prompt = body["messages"][0]["content"]
-                with outer.lock:
-                    outer.prompts.append(prompt)
-                out = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                  "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                      "role": "assistant", "content": outer.verdict(prompt)}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-
-    @staticmethod
-    def verdict(prompt):
-        mark = re.findall(r"SCORE=(\S+)", prompt)[-1]
-        if mark == "none":
-            return "这个回答无法评价。"
-        x = int(mark)
-        return f"各维度评价……\n{{'事实正确性': {x}, '满足用户需求': {x - 1}, '综合得分': {x}}}"
+def verdict(body: dict) -> str:
+    """The verdict follows the toy answer's marker `SCORE=<x>`: a number -> a dimension dict whose overall is x,
+    `none` -> a judgment with no scores. AlignBench's judge call: one user message at temperature 0."""
+    assert body["temperature"] == 0 and len(body["messages"]) == 1
+    mark = re.findall(r"SCORE=(\S+)", body["messages"][0]["content"])[-1]
+    if mark == "none":
+        return "这个回答无法评价。"
+    x = int(mark)
+    return f"各维度评价……\n{{'事实正确性': {x}, '满足用户需求': {x - 1}, '综合得分': {x}}}"
 
 
 @pytest.fixture()
 def server(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    s = FakeJudge()
-    yield s
-    s.httpd.shutdown()
+    with LoopbackJudge(reply=verdict) as judge:
+        yield judge
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +159,7 @@ def test_judging_the_whole_set_parses_scores_and_a_rerun_is_cached(items, server
     cache = tmp_path / "judge_cache.jsonl"
     client = JudgeClient(server.url, alignbench.JUDGE_MODEL, cache_path=cache, concurrency=8)
     rows = alignbench.judge_answers(client, items, answers)
-    assert client.calls == 683 and len(server.prompts) == 683
+    assert client.calls == 683 and server.calls == 683
     for it, row in zip(items, rows):
         assert f"[参考答案开始]\n{it['reference']}\n[参考答案结束]" in row["judge_prompt"]
         assert f"由于您评估的回答类型是{it['category']}，" in row["judge_prompt"]
@@ -221,7 +188,7 @@ def test_judging_the_whole_set_parses_scores_and_a_rerun_is_cached(items, server
 
     again = JudgeClient(server.url, alignbench.JUDGE_MODEL, cache_path=cache)
     assert alignbench.judge_answers(again, items, answers) == rows
-    assert again.calls == 0 and again.hits == 683 and len(server.prompts) == 683
+    assert again.calls == 0 and again.hits == 683 and server.calls == 683
 
 
 def test_evaluate_returns_result_rows_and_samples_for_the_runner(items, server):

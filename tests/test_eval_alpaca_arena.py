@@ -4,10 +4,7 @@ the weighted annotator's one token with top logprobs, and Arena-Hard's two games
 score and re-runs that make no judge call."""
 
 import json
-import math
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,13 +14,14 @@ from fusechat_utils.errors import UserError
 from fusechat_utils.evaluation import alpaca_eval_run as ae
 from fusechat_utils.evaluation import arena_hard as ah
 from fusechat_utils.evaluation import judge
+from fusechat_utils.loopback_judge import LoopbackJudge, one_token_logprobs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "benchmarks"
 ALPACA = DATA / "alpaca_eval" / "alpaca_eval_gpt4_baseline.json"
 P_LONGER = 0.9  # the fake AlpacaEval judge's probability that the longer output is the better one
 
 
-class Judge:
+class Judge(LoopbackJudge):
     """/v1/chat/completions. AlpacaEval (system + user turns, logprobs asked): answers 'm' or 'M', the longer output
     with probability P_LONGER, top_logprobs for both; an output holding NOLOGPROBS gets a reply without logprobs;
     the model "no-such-model" gets a 404. Arena-Hard (a user turn opening with "<|User Prompt|>"): the longer answer
@@ -31,44 +29,18 @@ class Judge:
     to continue; the label is written [[label]], or <<label>> when the system prompt asks for "<<label>>"."""
 
     def __init__(self):
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        outer = self
+        super().__init__(reply=self.answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                assert self.path == "/v1/chat/completions", self.path
-                assert self.headers["Authorization"] == "Bearer test-key"
-                with outer.lock:
-                    outer.requests.append(body)
-                if body["model"] == "no-such-model":
-                    return self._send(404, {"error": {"message": "The model does not exist", "type": "invalid"}})
-                content, logprobs = outer.reply(body)
-                choice = {"index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                          "message": {"role": "assistant", "content": content}}
-                self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                 "choices": [choice],
-                                 "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}})
-
-            def _send(self, code, obj):
-                out = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+    def respond(self, body, path, headers):
+        assert path == "/v1/chat/completions", path
+        assert headers["Authorization"] == "Bearer test-key"
+        self.record(body)
+        if body["model"] == "no-such-model":
+            return 404, {"error": {"message": "The model does not exist", "type": "invalid"}}, {}
+        return self.answered(body)
 
     @staticmethod
-    def reply(body):
+    def answer(body):
         msgs = body["messages"]
         if len(msgs) > 1 and msgs[1]["content"].startswith("<|User Prompt|>"):
             return Judge.arena(msgs), None
@@ -78,10 +50,7 @@ class Judge:
                             for k in ("m", "M"))
         if "NOLOGPROBS" in out_m + out_big_m:
             return "m", None
-        p_m = P_LONGER if len(out_m) > len(out_big_m) else 1 - P_LONGER
-        top = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())}
-               for t, p in sorted([("m", p_m), ("M", 1 - p_m)], key=lambda x: -x[1])]
-        return top[0]["token"], {"content": [{**top[0], "top_logprobs": top}]}
+        return one_token_logprobs(P_LONGER if len(out_m) > len(out_big_m) else 1 - P_LONGER)
 
     @staticmethod
     def arena(msgs):
@@ -102,9 +71,8 @@ class Judge:
 @pytest.fixture()
 def server(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    s = Judge()
-    yield s
-    s.httpd.shutdown()
+    with Judge() as judge:
+        yield judge
 
 
 # ---- prompts and decoding -----------------------------------------------------------------------------------------

@@ -5,16 +5,15 @@ sets."""
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from fusechat_utils.evaluation import arena_hard, judge, mt_bench, winrate
+from fusechat_utils.loopback_judge import LoopbackJudge
 
 
-class Server:
+class Server(LoopbackJudge):
     """/v1/chat/completions. Counts every request that reaches it and the most in flight at once. A prompt holding
     FAIL500 / FAIL429 / SLOW gets a 500 / a 429 / a reply slower than the client's timeout the first time it is seen,
     then a normal reply. Single grading (`_grade`'s prompt): 9 if the answer mentions Hawaii, else 3. Arena: the
@@ -22,66 +21,37 @@ class Server:
     continue."""
 
     def __init__(self):
-        self.requests = 0
+        super().__init__(reply=self.answer)
         self.per_prompt: dict[str, int] = {}
         self.in_flight = 0
         self.max_in_flight = 0
-        self.lock = threading.Lock()
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                assert self.path == "/v1/chat/completions", self.path
-                assert self.headers["Authorization"] == "Bearer test-key"
-                key = json.dumps(body["messages"])
-                with outer.lock:
-                    outer.requests += 1
-                    seen = outer.per_prompt.get(key, 0)
-                    outer.per_prompt[key] = seen + 1
-                    outer.in_flight += 1
-                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
-                try:
-                    text = " ".join(m["content"] for m in body["messages"])
-                    time.sleep(0.05)
-                    if seen == 0 and "FAIL500" in text:
-                        return self._send(500, {"error": {"message": "boom", "type": "server_error"}})
-                    if seen == 0 and "FAIL429" in text:
-                        return self._send(429, {"error": {"message": "slow down", "type": "rate_limit"}},
-                                          {"retry-after-ms": "50"})
-                    if seen == 0 and "SLOW" in text:
-                        time.sleep(2.0)
-                    self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                     "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                         "role": "assistant", "content": outer.reply(body)}}],
-                                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-                finally:
-                    with outer.lock:
-                        outer.in_flight -= 1
-
-            def _send(self, code, obj, headers=None):
-                out = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                try:
-                    self.wfile.write(out)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the SLOW reply: the client timed out and retried
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+    def respond(self, body, path, headers):
+        assert path == "/v1/chat/completions", path
+        assert headers["Authorization"] == "Bearer test-key"
+        self.record(body)  # every request that reaches the server counts, retried ones too
+        key = json.dumps(body["messages"])
+        with self.lock:
+            seen = self.per_prompt.get(key, 0)
+            self.per_prompt[key] = seen + 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            text = " ".join(m["content"] for m in body["messages"])
+            time.sleep(0.05)
+            if seen == 0 and "FAIL500" in text:
+                return 500, {"error": {"message": "boom", "type": "server_error"}}, {}
+            if seen == 0 and "FAIL429" in text:
+                return 429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"retry-after-ms": "50"}
+            if seen == 0 and "SLOW" in text:
+                time.sleep(2.0)
+            return self.answered(body)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
     @staticmethod
-    def reply(body):
+    def answer(body):
         msgs = body["messages"]
         last = msgs[-1]["content"]
         if msgs[0]["role"] == "system":  # arena-hard
@@ -102,9 +72,8 @@ class Server:
 @pytest.fixture()
 def server(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    s = Server()
-    yield s
-    s.httpd.shutdown()
+    with Server() as s:
+        yield s
 
 
 def _grade(client, items, answers, max_tokens=2048):
@@ -129,18 +98,18 @@ def test_single_grading_retries_then_a_rerun_reads_every_verdict_from_the_cache(
     assert [r["score"] for r in rows] == [9.0 if i % 2 else 3.0 for i in range(12)]
     # 12 distinct prompts: 12 answered calls; the 2 x 500, 1 x 429 and 1 timeout were each retried once
     assert first.calls == 12 and first.hits == 0
-    assert server.requests == 12 + 4, server.requests
+    assert server.calls == 12 + 4, server.calls
     assert 1 < server.max_in_flight <= 4
     assert len(cache.read_text().splitlines()) == 12
-    print(f"\njudge calls, first run: {first.calls} (server saw {server.requests} requests incl. retries)")
+    print(f"\njudge calls, first run: {first.calls} (server saw {server.calls} requests incl. retries)")
 
-    before = server.requests
+    before = server.calls
     second = judge.JudgeClient(server.url, "judge-m", cache_path=cache, concurrency=4)
     again = _grade(second, items, answers)
     assert again == rows
-    assert second.calls == 0 and second.hits == 12 and server.requests == before
+    assert second.calls == 0 and second.hits == 12 and server.calls == before
     print(f"judge calls, second run: {second.calls} (cache hits {second.hits}, server requests "
-          f"{server.requests - before})")
+          f"{server.calls - before})")
 
     # another sampling parameter or judge model is another key: asked again
     third = judge.JudgeClient(server.url, "judge-m", cache_path=cache)

@@ -6,8 +6,6 @@ as FastChat renders it; bad input rows."""
 import json
 import math
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from fusechat_utils.chat_templates import family_tokenizer
 from fusechat_utils.errors import UserError
 from fusechat_utils.evaluation import mt_bench
 from fusechat_utils.evaluation.judge import JudgeClient
+from fusechat_utils.loopback_judge import LoopbackJudge
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "mt_bench"
 QUESTIONS = DATA / "question.jsonl"
@@ -134,56 +133,25 @@ GEMMA2_TURN1 = ("<start_of_turn>user\nCompose an engaging travel blog post about
                 "highlighting cultural experiences and must-see attractions.<end_of_turn>\n<start_of_turn>model\n")
 
 
-class FakeJudge:
-    """/v1/chat/completions on loopback; records every request's messages. The verdict is read from the marker
-    `SCORE=<x>` of the last assistant answer in the prompt: a number -> "Rating: [[x]]", `backup<x>` -> "Rating:
-    [x]" (FastChat's backup pattern), `none` -> no rating at all."""
-
-    def __init__(self):
-        self.requests: list[list[dict]] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                assert self.path == "/v1/chat/completions" and body["temperature"] == 0 and body["max_tokens"] == 2048
-                with outer.lock:
-                    outer.requests.append(body["messages"])
-                out = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                  "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                      "role": "assistant", "content": outer.verdict(body["messages"])}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-
-    @staticmethod
-    def verdict(messages):
-        marks = re.findall(r"SCORE=(\S+)", messages[-1]["content"])
-        mark = marks[-1] if marks else "none"
-        if mark == "none":
-            return "The answer is hard to rate."
-        if mark.startswith("backup"):
-            return f"Rating: [{mark[6:]}]"
-        return f"Explanation... Rating: [[{mark}]]"
+def verdict(body: dict) -> str:
+    """Read from the marker `SCORE=<x>` of the last assistant answer in the prompt: a number -> "Rating: [[x]]",
+    `backup<x>` -> "Rating: [x]" (FastChat's backup pattern), `none` -> no rating at all. FastChat's judge call:
+    temperature 0, max_tokens 2048."""
+    assert body["temperature"] == 0 and body["max_tokens"] == 2048
+    marks = re.findall(r"SCORE=(\S+)", body["messages"][-1]["content"])
+    mark = marks[-1] if marks else "none"
+    if mark == "none":
+        return "The answer is hard to rate."
+    if mark.startswith("backup"):
+        return f"Rating: [{mark[6:]}]"
+    return f"Explanation... Rating: [[{mark}]]"
 
 
 @pytest.fixture()
 def server(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    s = FakeJudge()
-    yield s
-    s.httpd.shutdown()
+    with LoopbackJudge(reply=verdict) as judge:
+        yield judge
 
 
 def planned_score(qid: int, turn: int) -> str:
@@ -273,7 +241,7 @@ def test_both_turns_are_judged_with_the_right_template_and_a_rerun_is_cached(ite
     cache = tmp_path / "judge_cache.jsonl"
     client = JudgeClient(server.url, mt_bench.JUDGE_MODEL, cache_path=cache, concurrency=8)
     rows = mt_bench.judge_answers(client, items, answers)
-    assert len(rows) == 160 and client.calls == 160 and len(server.requests) == 160
+    assert len(rows) == 160 and client.calls == 160 and server.calls == 160
     for row in rows:
         math_like = row["category"] in ("math", "reasoning", "coding")
         assert row["judge"] == ("single-math-v1" if math_like else "single-v1") + ("-multi-turn" * (row["turn"] == 2))
@@ -281,7 +249,8 @@ def test_both_turns_are_judged_with_the_right_template_and_a_rerun_is_cached(ite
     turn2_112 = next(r for r in rows if (r["id"], r["turn"]) == (112, 2))
     assert turn2_112["user_prompt"].startswith(TURN2_USER[:TURN2_USER.index("### Assistant A:")])
     assert "### Assistant A:\nA1 q112 SCORE=4\n\n### User:" in turn2_112["user_prompt"]
-    assert [TURN2_SYSTEM, turn2_112["user_prompt"]] in [[m["content"] for m in req] for req in server.requests]
+    sent = [[m["content"] for m in body["messages"]] for body in server.requests]
+    assert [TURN2_SYSTEM, turn2_112["user_prompt"]] in sent
     scores = {(r["id"], r["turn"]): r["score"] for r in rows}
     assert scores[(81, 1)] == -1.0 and scores[(82, 2)] == 6.0 and scores[(112, 1)] == 4.0
 
@@ -297,7 +266,7 @@ def test_both_turns_are_judged_with_the_right_template_and_a_rerun_is_cached(ite
 
     again = JudgeClient(server.url, mt_bench.JUDGE_MODEL, cache_path=cache)
     assert mt_bench.judge_answers(again, items, answers) == rows
-    assert again.calls == 0 and again.hits == 160 and len(server.requests) == 160
+    assert again.calls == 0 and again.hits == 160 and server.calls == 160
 
 
 def test_evaluate_returns_result_rows_and_samples_for_the_runner(items, llama3, server):
@@ -310,7 +279,7 @@ def test_evaluate_returns_result_rows_and_samples_for_the_runner(items, llama3, 
     assert rows[0]["value"] == pytest.approx(sum(scores) / 16) and (rows[0]["model"], rows[0]["stage"]) == ("m", "sft")
     sample = samples["MT-Bench"][-1]
     assert sample["id"] == 160 and sample["answers"][1] == "A2 q160 SCORE=3" and sample["scores"] == [2.0, 3.0]
-    assert sample["judges"] == ["single-v1", "single-v1-multi-turn"] and len(server.requests) == 16
+    assert sample["judges"] == ["single-v1", "single-v1-multi-turn"] and server.calls == 16
 
 
 def test_fuseevals_flat_data_folder_is_found(tmp_path):

@@ -2,9 +2,6 @@
 target families (real chat templates), on real benchmark items, judged ones by a judge server on loopback."""
 
 import json
-import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -14,58 +11,17 @@ from fusechat_utils.chat_templates import stand_in_model
 from fusechat_utils.errors import UserError
 from fusechat_utils.evaluation import EvalConfig, run
 from fusechat_utils.evaluation.registry import FAMILIES, REGISTRY, family_of, markdown_table, settings
+from fusechat_utils.loopback_judge import LoopbackJudge
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "benchmarks"
 # Benchmarks whose real file the kit cannot ship run on fixture rows in their released format.
 SUPPLIED = {"GPQA-Diamond": FIX / "gpqa_diamond.jsonl", "AMC 23": FIX / "amc23_test.jsonl",
             "LiveCodeBench 2408-2411": FIX / "livecodebench_test.jsonl"}
-# One reply every judged pipeline can parse: Arena-Hard's verdict, MT-Bench's rating, AlignBench's score dict.
-VERDICT = "Both are fine. My final verdict is tie: [[A=B]]. Rating: [[6]]\n{'综合得分': 6}"
-
-
-class JudgeServer:
-    """An OpenAI-compatible /v1/chat/completions on loopback; AlpacaEval's weighted annotator gets 'm' with
-    top_logprobs, everyone else VERDICT. Counts requests."""
-
-    def __init__(self):
-        self.calls = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.calls += 1
-                logprobs = None
-                content = VERDICT
-                if body.get("logprobs"):
-                    top = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())}
-                           for t, p in (("m", 0.7), ("M", 0.3))]
-                    content, logprobs = "m", {"content": [{**top[0], "top_logprobs": top}]}
-                out = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                  "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                                               "message": {"role": "assistant", "content": content}}],
-                                  "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-
-
 @pytest.fixture(scope="module")
 def judge_server():
-    server = JudgeServer()
-    yield server
-    server.httpd.shutdown()
+    with LoopbackJudge() as judge:  # each judged benchmark's verdict format, varying with the request
+        yield judge
 
 
 def test_every_paper_benchmark_has_one_entry_with_its_settings_per_family():

@@ -17,7 +17,8 @@ from fusechat_utils.evaluation import alignbench, mt_bench
 from fusechat_utils.evaluation.registry import REGISTRY
 from fusechat_utils.io import read_json
 from fusechat_utils.rehearse import PAPER_PROFILES, overrides
-from fusechat_utils.stand_ins import SUPPLIED, World, completion, hub_models
+from fusechat_utils.loopback_judge import LoopbackJudge
+from fusechat_utils.stand_ins import SUPPLIED, World, hub_models
 from fusechat_utils.steps import STEPS
 
 # What a CPU rehearsal may change, and nothing else: where things are, the hub models and datasets, sizes, and the
@@ -95,13 +96,20 @@ def test_the_armorm_stand_in_scores_through_remote_code_like_armorm(tmp_path):
 
 
 def test_the_loopback_judge_answers_in_every_judged_benchmarks_format():
+    from openai import OpenAI
+
     messages = [{"role": "user", "content": "Rate this."}]
-    text = completion({"model": "gpt-4", "messages": messages})["choices"][0]["message"]["content"]
+    with LoopbackJudge() as judge:
+        client = OpenAI(base_url=judge.url, api_key="none")
+        text = client.chat.completions.create(model="gpt-4", messages=messages).choices[0].message.content
+        alpaca = client.chat.completions.create(model="gpt-4", messages=messages, logprobs=True, top_logprobs=5,
+                                                max_tokens=1).choices[0]
     assert 1 <= mt_bench.parse_rating(text) <= 10
     assert alignbench.parse_judgment(text)[1] == mt_bench.parse_rating(text)
     assert re.search(r"\[\[([AB<>=]+)\]\]", text)
-    alpaca = completion({"model": "gpt-4", "messages": messages, "logprobs": True})["choices"][0]
-    assert alpaca["message"]["content"] == "m" and len(alpaca["logprobs"]["content"][0]["top_logprobs"]) == 2
+    top = alpaca.logprobs.content[0].top_logprobs
+    assert {t.token for t in top} == {"m", "M"} and alpaca.message.content == max(top, key=lambda t: t.logprob).token
+    assert judge.calls == 2 and judge.requests[1]["logprobs"] is True
 
 
 def rehearse_cli(profile: str, run_dir) -> subprocess.CompletedProcess:
