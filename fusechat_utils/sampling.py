@@ -7,16 +7,17 @@ run resumes at the first uncommitted batch and, because batches are formed the s
 `sample_shard_index`/`sample_num_shards` (set by `fusechat run --shard i/N`) give a shard whole batches of the
 one-process run (`plan_units`), so the shards together sample exactly its rows; `shards.merge_shards` joins them
 into responses.parquet (done automatically when there is one shard, and by a one-process run over finished shards).
+With the vllm backend and `sample_devices`, each source's batches are split into replicas that run side by side on
+the node's GPUs (`sample_on_devices`, `device_pool.run_items`), again in whole batches.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,8 @@ from typing import ClassVar
 
 import pandas as pd
 
-from fusechat_utils import shards
-from fusechat_utils.config import PROJECT_ROOT, StepConfig, invalid
+from fusechat_utils import device_pool, shards, vllm_launch
+from fusechat_utils.config import StepConfig, invalid
 
 REFERENCE_MODEL = "Llama-3.1-405B-Instruct"
 # the authors' five vLLM runs used these seeds (run_response_infer_scoring_pipeline.sh); sample_seed shifts them
@@ -39,7 +40,8 @@ TOY_SOURCES = [
      "repetition_penalty": 1.0},
 ]
 TOY_NAMES = [s["name"] for s in TOY_SOURCES]
-SOURCE_KEYS = {"name", "model", "temperature", "top_p", "repetition_penalty"}
+SOURCE_KEYS = ("name", "model", "temperature", "top_p", "repetition_penalty")  # every source has these
+OPTIONAL_SOURCE_KEYS = ("tensor_parallel_size",)  # its own vLLM tensor parallelism (else sample_tensor_parallel_size)
 
 
 def _f(default, help_text):
@@ -50,7 +52,8 @@ def _f(default, help_text):
 @dataclass
 class SampleConfig(StepConfig):
     STEP: ClassVar[str] = "02_sampling"
-    sample_sources: list[dict] = _f(TOY_SOURCES, "source models: name, model, temperature, top_p, repetition_penalty")
+    sample_sources: list[dict] = _f(TOY_SOURCES, "source models: name, model, temperature, top_p, repetition_penalty; "
+                                    "optional tensor_parallel_size (vLLM)")
     sample_general_sources: list[str] = _f(TOY_NAMES, "source names sampled for general prompts")
     sample_code_sources: list[str] = _f(TOY_NAMES, "source names sampled for code prompts")
     sample_math_sources: list[str] = _f(TOY_NAMES, "source names sampled for math prompts (paper: Qwen2.5-Math-72B)")
@@ -66,7 +69,9 @@ class SampleConfig(StepConfig):
     sample_batch_size: int = _f(128, "prompts per batch; one committed chunk per batch")
     sample_workers: int = _f(2, "hf backend: sources sampled at once, one process each (CPU: the cores are split)")
     sample_dtype: str = _f("auto", "model dtype: auto, bfloat16, float32")
-    sample_tensor_parallel_size: int = _f(1, "vLLM tensor_parallel_size")
+    sample_tensor_parallel_size: int = _f(1, "vLLM tensor_parallel_size of sources without their own")
+    sample_devices: str = _f("", "vllm backend: GPU ids of this node the vLLM workers share, e.g. 0,1,2,3,4,5,6,7 "
+                                 "(replicas and sources at once); empty: one worker at a time, devices left to vLLM")
     sample_gpu_memory_utilization: float = _f(0.3, "vLLM gpu_memory_utilization (on CPU: fraction of RAM)")
     sample_vllm_python: str = _f(".venv-vllm/bin/python", "python of the venv that has vllm (empty: this interpreter)")
     sample_shard_index: int = _f(0, "which shard (whole batches) this run samples; set by fusechat run --shard")
@@ -86,20 +91,40 @@ class SampleConfig(StepConfig):
                           f"{self.sample_num_shards})", "sample_shard_index", "sample_num_shards")
         names = set()
         for i, src in enumerate(self.sample_sources):
-            if set(src) != SOURCE_KEYS:
-                raise invalid(f"sample_sources[{i}]: keys must be {sorted(SOURCE_KEYS)}, got {sorted(src)}",
-                              "sample_sources")
+            if not set(SOURCE_KEYS) <= set(src) <= set(SOURCE_KEYS + OPTIONAL_SOURCE_KEYS):
+                raise invalid(f"sample_sources[{i}]: keys must be {list(SOURCE_KEYS)}, optionally "
+                              f"{list(OPTIONAL_SOURCE_KEYS)}; got {sorted(src)}", "sample_sources")
             bad = _bad_source_value(src)
             if bad:
                 raise invalid(f"sample_sources[{i}] ({src.get('name')!r}): {bad}", "sample_sources")
-            if src["name"] in names:
-                raise invalid(f"sample_sources[{i}]: name {src['name']!r} is used twice", "sample_sources")
+            stem = shards.chunk_stem(src["name"])
+            same = next((n for n in names if shards.chunk_stem(n) == stem), None)
+            if same is not None:
+                why = "is used twice" if same == src["name"] else f"and {same!r} name the same chunk files ({stem}-*)"
+                raise invalid(f"sample_sources[{i}]: name {src['name']!r} {why}", "sample_sources")
             names.add(src["name"])
+        self.check_devices()
         for key in ("general", "code", "math", "chinese"):
             unknown = set(getattr(self, f"sample_{key}_sources")) - names
             if unknown:
                 raise invalid(f"sample_{key}_sources: {sorted(unknown)} not in sample_sources",
                               f"sample_{key}_sources")
+
+    def check_devices(self) -> None:
+        """sample_devices: distinct non-negative ids, at least as many as the largest tensor parallelism."""
+        try:
+            devices = device_pool.parse_devices(self.sample_devices)
+        except ValueError as err:
+            raise invalid(f"key 'sample_devices' ({self.sample_devices!r}): {err}", "sample_devices") from None
+        widest = max(self.sample_sources, key=lambda s: tensor_parallel(self, s), default=None)
+        if devices and widest and len(devices) < tensor_parallel(self, widest):
+            raise invalid(f"key 'sample_devices' lists {len(devices)} device(s); source {widest['name']!r} needs "
+                          f"{tensor_parallel(self, widest)} (its tensor parallel size)", "sample_devices")
+
+
+def tensor_parallel(cfg: SampleConfig, src: dict) -> int:
+    """A source's vLLM tensor parallel size: its own `tensor_parallel_size`, else sample_tensor_parallel_size."""
+    return src.get("tensor_parallel_size", cfg.sample_tensor_parallel_size)
 
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -119,6 +144,9 @@ def _bad_source_value(src: dict) -> str | None:
         if value < lo or (lo_open and value == lo) or (hi is not None and value > hi):
             bounds = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
             return f"'{key}' must be in {bounds}, got {value!r}"
+    tp = src.get("tensor_parallel_size", 1)
+    if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
+        return f"'tensor_parallel_size' must be an integer >= 1, got {tp!r}"
     return None
 
 
@@ -221,6 +249,8 @@ def run(cfg: SampleConfig) -> dict:
     groups = [(by_name[name], group) for name, group in todo.groupby("source_model", sort=False)]
     if cfg.sample_backend == "hf" and cfg.sample_workers > 1 and len(groups) > 1:
         sample_in_processes(cfg, groups, chunk_dir)
+    elif cfg.sample_backend == "vllm" and cfg.sample_devices:
+        sample_on_devices(cfg, groups, chunk_dir)
     else:
         for src, group in groups:
             sample_source(cfg, src, group, chunk_dir)
@@ -240,7 +270,7 @@ def merge_array(cfg: SampleConfig, prompts: pd.DataFrame, num_shards: int) -> di
     for i in range(num_shards):
         shard = dataclasses.replace(cfg, sample_shard_index=i, sample_num_shards=num_shards)
         folder = shards.shard_dir(cfg.step_dir, i, num_shards)
-        shards.check_shard_values(folder, {k: getattr(cfg, k) for k in RESUME_KEYS}, RESUME_FILE)
+        shards.check_shard_values(folder, resume_values(cfg), RESUME_FILE)
         want = expected_units(plan_units(shard, prompts, units), reference_rows(shard, prompts))
         if unit_list(want) != unit_list(pd.read_parquet(folder / shards.EXPECTED)):
             raise shards.ShardError(f"{folder}: planned from other prompts than {cfg.run_dir}/01_prompts has now; "
@@ -271,10 +301,22 @@ RESUME_FILE = "sampling_params.json"
 
 def check_resume_params(cfg: SampleConfig, chunk_dir: Path) -> None:
     """Chunks are resumed only under the params they were sampled with; a change is an error naming the keys."""
-    shards.resume_guard(chunk_dir, {k: getattr(cfg, k) for k in RESUME_KEYS}, RESUME_FILE)
+    shards.resume_guard(chunk_dir, resume_values(cfg), RESUME_FILE)
 
 
-def sample_source(cfg: SampleConfig, src: dict, units: pd.DataFrame, chunk_dir: Path) -> None:
+def resume_values(cfg: SampleConfig) -> dict:
+    """RESUME_KEYS' values. A source's tensor_parallel_size is left out, as sample_tensor_parallel_size and
+    sample_devices are: where a source runs is not what its rows are (and chunks committed before a source had
+    one still resume)."""
+    values = {k: getattr(cfg, k) for k in RESUME_KEYS}
+    values["sample_sources"] = [{k: v for k, v in s.items() if k not in OPTIONAL_SOURCE_KEYS}
+                                for s in cfg.sample_sources]
+    return values
+
+
+def sample_source(cfg: SampleConfig, src: dict, units: pd.DataFrame, chunk_dir: Path, part: int = 0,
+                  devices: list[int] | None = None) -> None:
+    """Sample `units` of one source (one replica `part` of it on `devices`, under sample_devices)."""
     from fusechat_utils.models import load_tokenizer
 
     tok = load_tokenizer(src["model"], padding_side="left")
@@ -283,7 +325,7 @@ def sample_source(cfg: SampleConfig, src: dict, units: pd.DataFrame, chunk_dir: 
               "seeds": sample_seeds(cfg.sample_seed, int(u.n_samples))} for u in b.itertuples()]
             for b in batches(units, cfg.sample_batch_size)]
     if cfg.sample_backend == "vllm":
-        run_vllm_worker(cfg, src, jobs, chunk_dir)
+        run_vllm_worker(cfg, src, jobs, chunk_dir, part, devices)
     else:
         from fusechat_utils.sampling_hf import generate_batches
 
@@ -310,29 +352,50 @@ def _set_torch_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def run_vllm_worker(cfg: SampleConfig, src: dict, jobs: list[list[dict]], chunk_dir: Path) -> None:
-    """vLLM lives in its own venv: hand the templated batches to `python -m fusechat_utils.sampling_vllm`."""
+def sample_on_devices(cfg: SampleConfig, groups: list[tuple[dict, pd.DataFrame]], chunk_dir: Path) -> None:
+    """vllm backend over `sample_devices`: each source's batches in `replica_parts` (one vLLM worker each, on
+    its tensor_parallel_size devices), all run by `device_pool.run_items` as devices free up. A failed replica
+    does not stop the others; then one error names it, and every committed chunk is kept for the resume."""
+    devices = device_pool.parse_devices(cfg.sample_devices)
+    try:  # ids this process cannot see fail here, before any worker starts
+        device_pool.visible_devices(devices, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    except ValueError as err:
+        raise invalid(f"key 'sample_devices' ({cfg.sample_devices!r}): {err}", "sample_devices") from None
+    items = []
+    for src, units in groups:
+        tp = tensor_parallel(cfg, src)
+        parts = replica_parts(batches(units, cfg.sample_batch_size), len(devices) // tp)
+        for part, part_units in enumerate(parts):
+            run = functools.partial(sample_source, cfg, src, part_units, chunk_dir, part)
+            items.append(device_pool.Item(f"{src['name']} part {part + 1}/{len(parts)}", tp, run))
+    device_pool.run_items(items, devices, cancel=vllm_launch.kill_running)
+
+
+def replica_parts(source_batches: list[pd.DataFrame], replicas: int) -> list[pd.DataFrame]:
+    """A source's batches as at most `replicas` consecutive runs of about equal cost (prompts x samples), whole
+    batches each: a replica re-cuts its units into exactly these batches (`batches`), so its rows are the
+    one-worker run's."""
+    owner = shards.split_contiguous([len(b) * int(b.n_samples.iloc[0]) for b in source_batches],
+                                    max(1, min(replicas, len(source_batches))))
+    runs = [[b for b, o in zip(source_batches, owner, strict=True) if o == k] for k in sorted(set(owner))]
+    return [pd.concat(run, ignore_index=True) for run in runs]
+
+
+def run_vllm_worker(cfg: SampleConfig, src: dict, jobs: list[list[dict]], chunk_dir: Path, part: int = 0,
+                    devices: list[int] | None = None) -> None:
+    """vLLM lives in its own venv: hand the templated batches to `python -m fusechat_utils.sampling_vllm`, on
+    `devices` (CUDA_VISIBLE_DEVICES) when given, else on whatever vLLM finds."""
+    env, label = {}, src["name"]
+    if devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device_pool.visible_devices(devices, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        label += f" part {part + 1} on devices {env['CUDA_VISIBLE_DEVICES']}"
     request = {"source": src, "batches": jobs, "chunk_dir": str(chunk_dir), "max_new_tokens": cfg.sample_max_new_tokens,
-               "tensor_parallel_size": cfg.sample_tensor_parallel_size, "dtype": cfg.sample_dtype,
-               "gpu_memory_utilization": cfg.sample_gpu_memory_utilization}
-    req_path = chunk_dir / f".vllm-request-{shards._safe(src['name'])}.json"
+               "tensor_parallel_size": tensor_parallel(cfg, src), "dtype": cfg.sample_dtype,
+               "gpu_memory_utilization": cfg.sample_gpu_memory_utilization, "part": part, "label": label}
+    req_path = chunk_dir / f".vllm-request-{shards.chunk_stem(src['name'], part)}.json"
     req_path.write_text(json.dumps(request))
     python = cfg.sample_vllm_python or sys.executable
-    if not Path(python).is_absolute() and os.sep in python:
-        python = str(PROJECT_ROOT / python)
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VLLM_CPU_KVCACHE_SPACE":
-           os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-    # Its own session, killed whole when it ends: a worker that dies leaves vLLM's helpers (multiprocessing's
-    # resource_tracker ignores SIGTERM) running otherwise.
-    proc = subprocess.Popen([python, "-m", "fusechat_utils.sampling_vllm", str(req_path)], env=env, cwd=PROJECT_ROOT,
-                            start_new_session=True)
-    try:
-        proc.wait()
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if proc.returncode != 0:
-        raise RuntimeError(f"vLLM worker for {src['name']} ({python}) exited with {proc.returncode}; "
+    code = vllm_launch.run_module(python, "fusechat_utils.sampling_vllm", [str(req_path)], env)
+    if code != 0:
+        raise RuntimeError(f"vLLM worker for {label} ({vllm_launch.python_path(python)}) exited with {code}; "
                            "committed chunks are kept, rerun to resume")

@@ -1,7 +1,8 @@
 """vLLM worker of 02_sampling, run in the vLLM venv: `python -m fusechat_utils.sampling_vllm REQUEST.json`.
 
-The request (written by `sampling.run_vllm_worker`) holds one source model and its templated batches; each batch
-is generated with one SamplingParams per sample (its own seed) and committed as one chunk. Imports only vllm,
+The request (written by `sampling.run_vllm_worker`) holds one source model and its templated batches (all of them,
+or one replica's `part` under sample_devices); each batch is generated with one SamplingParams per sample (its own
+seed) and committed as one chunk. Imports only vllm,
 pandas and the standard library (the worker venv has no trl/datasets).
 """
 
@@ -53,11 +54,11 @@ def main(request_path: str) -> None:
         start = time.perf_counter()
         rows = generate(llm, req, batch)
         gen_s += time.perf_counter() - start
-        shards.write_chunk(req["chunk_dir"], src["name"], rows)
-        print(f"vllm {src['name']}: batch {i}/{len(req['batches'])} committed", flush=True)
+        shards.write_chunk(req["chunk_dir"], src["name"], rows, req.get("part", 0))
+        print(f"vllm {req.get('label', src['name'])}: batch {i}/{len(req['batches'])} committed", flush=True)
         if i == int(os.environ.get("FUSECHAT_SAMPLING_DIE_AFTER", "0")):
             os._exit(9)  # test hook: a worker killed right after k committed batches
-    shards.write_timing(req["chunk_dir"], "vllm", src["name"], gen_s)
+    shards.write_timing(req["chunk_dir"], "vllm", src["name"], gen_s, req.get("part", 0))
 
 
 if __name__ == "__main__":  # vLLM's engine starts worker processes with spawn

@@ -9,7 +9,8 @@ A shard job (`fusechat run --shard i/N`, `fusechat_utils/shard_jobs.py`) writes 
 `<step>/chunks/shard-<i>-of-<N>/` and, once its share is committed, its manifest `shard.json` there: no file is
 written by two jobs. Layout under `<run_dir>/02_sampling/`:
   chunks/shard-<i>-of-<n>/expected.parquet   the (prompt_id, source_model, n_samples) units this shard owes
-  chunks/shard-<i>-of-<n>/<source>-<k>.parquet one committed batch of responses (written tmp + os.replace)
+  chunks/shard-<i>-of-<n>/<source>-<k>.parquet one committed batch of responses (written tmp + os.replace);
+                                              <source>@r<p>-<k>.parquet: replica p's (sample_devices)
   chunks/shard-<i>-of-<n>/shard.json          the shard job's manifest, written when its share is complete
   responses.parquet                           the merged, deduplicated, complete result
 Imports only pandas/pyarrow, the standard library and fusechat_utils.io: the vLLM worker venv uses it too.
@@ -179,18 +180,25 @@ def resume_guard(folder: str | Path, values: dict, file_name: str, *, inputs: tu
     return folder
 
 
-def write_chunk(chunk_dir: str | Path, source: str, rows: list[dict]) -> Path:
-    """Commit one batch of responses; the next free number for this source, so chunks are append-only."""
+def chunk_stem(source: str, part: int = 0) -> str:
+    """File name stem of one writer's chunks: the source, and for a replica other than the first its part
+    (`<source>@r<part>`; `@` is never in a source's safe name), so concurrent replicas never take one name."""
+    return _safe(source) if part == 0 else f"{_safe(source)}@r{part}"
+
+
+def write_chunk(chunk_dir: str | Path, source: str, rows: list[dict], part: int = 0) -> Path:
+    """Commit one batch of responses; the next free number of this source's replica `part` (one writer each), so
+    chunks are append-only."""
     chunk_dir = Path(chunk_dir)
     chunk_dir.mkdir(parents=True, exist_ok=True)
-    stem = _safe(source)
+    stem = chunk_stem(source, part)
     k = len(list(chunk_dir.glob(f"{stem}-*.parquet")))
     return write_parquet_atomic(chunk_dir / f"{stem}-{k:06d}.parquet", to_frame(rows))
 
 
-def write_timing(chunk_dir: str | Path, backend: str, source: str, seconds: float) -> None:
-    """Generation seconds of the last run for one source (model loading excluded), read by the benchmark."""
-    write_json(Path(chunk_dir) / f".timing-{backend}-{_safe(source)}.json",
+def write_timing(chunk_dir: str | Path, backend: str, source: str, seconds: float, part: int = 0) -> None:
+    """Generation seconds of the last run for one source (replica), model loading excluded."""
+    write_json(Path(chunk_dir) / f".timing-{backend}-{chunk_stem(source, part)}.json",
                {"backend": backend, "source": source, "generate_s": seconds})
 
 

@@ -104,35 +104,21 @@ def generate_raw_vllm(model_path: str, texts: list[str], decoding: dict, python:
     """The same with vLLM (paper profiles): every sampling key of the decoding applies. `python`: the interpreter
     of a venv that has vLLM (its own venv on CPU, `.venv-vllm`); empty: vLLM in this interpreter."""
     import json
-    import os
-    import subprocess
     import tempfile
     from pathlib import Path
 
-    from fusechat_utils import vllm_generate
-    from fusechat_utils.config import PROJECT_ROOT
+    from fusechat_utils import vllm_generate, vllm_launch
 
     request = {"model": model_path, "texts": texts, "decoding": decoding, "dtype": dtype}
     if not python:
         return vllm_generate.generate(request)
-    exe = python if Path(python).is_absolute() or os.sep not in python else str(PROJECT_ROOT / python)
     with tempfile.TemporaryDirectory(prefix="fusechat-vllm-") as tmp:
         req, out = Path(tmp) / "request.json", Path(tmp) / "out.json"
         req.write_text(json.dumps(request))
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT),
-               "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-        # Its own session, killed whole when it ends: vLLM's helper processes outlive a plain kill otherwise.
-        proc = subprocess.Popen([exe, "-m", "fusechat_utils.vllm_generate", str(req), str(out)], env=env,
-                                cwd=PROJECT_ROOT, start_new_session=True)
-        try:
-            proc.wait()
-        finally:
-            try:
-                os.killpg(proc.pid, 9)
-            except ProcessLookupError:
-                pass
-        if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"vLLM generation ({exe}) for {model_path} exited with {proc.returncode}")
+        code = vllm_launch.run_module(python, "fusechat_utils.vllm_generate", [str(req), str(out)])
+        if code != 0 or not out.exists():
+            raise RuntimeError(f"vLLM generation ({vllm_launch.python_path(python)}) for {model_path} exited with "
+                               f"{code}")
         return json.loads(out.read_text())
 
 
