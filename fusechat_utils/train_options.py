@@ -140,7 +140,30 @@ def tracking(cfg, report_to) -> dict:
     if TRACKIO_FOLDER not in _names(report_to):
         return {}
     point_trackio_at(Path(cfg.step_dir) / TRACKIO_FOLDER)
+    no_trackio_dashboard()
     return {"project": Path(cfg.run_dir).name, "run_name": cfg.STEP}
+
+
+def no_trackio_dashboard() -> None:
+    """Make `trackio.init` default to `embed=False`. transformers' TrackioCallback calls it without `embed`, and in
+    a notebook kernel (05/06 train inside papermill's kernel) trackio then starts its dashboard server for the
+    step's duration and embeds it as an iframe whose URL holds a write token: the executed notebook and
+    report.html would carry a dead localhost link and the token. The logs are the same either way."""
+    import functools
+
+    import trackio
+
+    init = trackio.init
+    if getattr(init, "fusechat_no_embed", False):
+        return
+
+    @functools.wraps(init)
+    def init_without_dashboard(*args, **kwargs):
+        kwargs.setdefault("embed", False)
+        return init(*args, **kwargs)
+
+    init_without_dashboard.fusechat_no_embed = True
+    trackio.init = init_without_dashboard
 
 
 def point_trackio_at(folder: Path) -> None:

@@ -190,6 +190,23 @@ def test_report_to_trackio_writes_its_files_into_the_step_folder(world, capsys, 
     assert "step 2/4: loss" in out and "step 4/4: loss" in out  # the kit's progress lines
 
 
+def test_trackio_starts_no_dashboard_when_the_step_trains_in_a_notebook_kernel(world, monkeypatch):
+    """05/06 train inside papermill's kernel: trackio must not start its dashboard there, whose iframe (a localhost
+    URL with a write token) would land in the executed notebook and the report."""
+    trackio = pytest.importorskip("trackio")
+
+    monkeypatch.delenv("TRACKIO_DIR", raising=False)
+    monkeypatch.setattr(trackio.utils, "is_in_notebook", lambda: True)  # as in the kernel
+    shown = []
+    monkeypatch.setattr(trackio, "show", lambda *a, **k: shown.append(k))
+    monkeypatch.setattr(trackio, "init", trackio.init)  # the step's wrapper is undone after the test
+    run = world["root"] / "run_trackio_kernel"
+    build_pairs(run, n_sft=16)
+    run_sft(sft_cfg(run, world["model"], sft_max_steps=2, sft_save_steps=2, sft_trainer_args={"report_to": "trackio"}))
+    assert (run / "05_sft" / "trackio" / "run_trackio_kernel.db").is_file()
+    assert shown == []
+
+
 def test_a_tracker_that_is_not_installed_is_refused_before_training(world, monkeypatch):
     import importlib.util
 
