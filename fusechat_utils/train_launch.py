@@ -324,23 +324,29 @@ def checkpoint_step(path: str | Path | None) -> int | None:
 
 
 def prepare_resume(cfg, prefix: str) -> str | None:
-    """Keep `checkpoints/` only if it was written with the same params; else move it aside (never delete it).
+    """Keep `checkpoints/` only if it was written with the same params and the same code; else move it aside (never
+    delete it). The code is the step's (every kit file its notebook can run, as its fingerprint counts them): a fix
+    to the training code must train the whole run, not only what is left after the last checkpoint.
 
     Called once in the parent process before launching, so all ranks see the same folder. The launch params
     (accelerate config, process count) may change between a stop and its resume: the global batch does not.
     """
     import time
 
+    from fusechat_utils.provenance import step_code
+    from fusechat_utils.steps import notebook_path
+
     folder = Path(cfg.step_dir) / "checkpoints"
     if os.environ.get(LAUNCHED_ENV):  # a launched rank: the parent has already checked
         return last_checkpoint(folder)
     params = {k: v for k, v in dataclasses.asdict(cfg).items()
               if k not in (f"{prefix}accelerate_config", f"{prefix}num_processes")}
+    params["code"] = hashlib.sha256(json.dumps(step_code(notebook_path(cfg.STEP)), sort_keys=True).encode()).hexdigest()
     stamp = folder / "params.json"
     if folder.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != params):
         stale = folder.with_name(f"checkpoints.stale-{time.strftime('%Y%m%d-%H%M%S')}")
         folder.rename(stale)
-        print(f"params changed since {folder} was written: moved it to {stale}; training from the start")
+        print(f"params or code changed since {folder} was written: moved it to {stale}; training from the start")
     folder.mkdir(parents=True, exist_ok=True)
     write_json(stamp, params)
     return last_checkpoint(folder)

@@ -158,6 +158,22 @@ def test_checkpoints_from_other_params_are_moved_aside_not_resumed(world):
     assert result["metrics"]["steps"] == 10
 
 
+def test_checkpoints_from_other_code_are_moved_aside_not_resumed(world, monkeypatch):
+    from fusechat_utils import provenance
+
+    run = world["root"] / "run_code"
+    build_pairs(run)
+    cfg = sft_cfg(run, world["model"], sft_max_steps=10)
+    run_sft(cfg, callbacks=[StopAt(4).cb])
+    code = provenance.step_code
+    monkeypatch.setattr(provenance, "step_code", lambda nb: {**code(nb), "fusechat_utils/train_sft.py": "a fix"})
+    assert run_sft(cfg)["metrics"]["steps"] == 10
+    (stale,) = (run / "05_sft").glob("checkpoints.stale-*")
+    assert (stale / "checkpoint-4").exists()
+    state = json.loads((run / "05_sft" / "checkpoints" / "checkpoint-10" / "trainer_state.json").read_text())
+    assert [r["step"] for r in state["log_history"] if "loss" in r][0] < 4, "trained from the start, not resumed"
+
+
 def test_sft_trains_from_an_external_file_and_records_it(world, tmp_path):
     rows = [{"messages": [{"role": "user", "content": f"what is {i} + 1"},
                           {"role": "assistant", "content": f"answer {i + 1}"}]} for i in range(16)]
