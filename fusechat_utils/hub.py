@@ -358,6 +358,18 @@ def model_steps(stage: str) -> list[str]:
     return [*DATA_STEPS, "05_sft", *(["06_dpo"] if stage == "dpo" else []), "07_eval"]
 
 
+def _peft_note(run: Run, steps: list[str]) -> str:
+    """What the weights are when a stage trained a LoRA adapter: the adapter merged into its base, not uploaded."""
+    notes = []
+    for step, prefix in (("05_sft", "sft_"), ("06_dpo", "dpo_")):
+        params = run.params(step) if step in steps else {}
+        if params.get(f"{prefix}peft", "none") != "none":
+            notes.append(f"{step} trained a {params[f'{prefix}peft'].upper()} adapter (r {params.get(f'{prefix}lora_r')}, "
+                         f"alpha {params.get(f'{prefix}lora_alpha')}, {params.get(f'{prefix}lora_target_modules')}), "
+                         "merged into its base")
+    return f" The weights are full models: {'; '.join(notes)}; the adapters are not uploaded." if notes else ""
+
+
 def model_card(run: Run, stage: str, repos: dict[str, str], dataset_repo: str, endpoint: str):
     """A model's README: YAML (base model, data, licence, tags) and the recipe, benchmarks and provenance."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -393,7 +405,7 @@ tokenizer = AutoTokenizer.from_pretrained("{repos[stage]}")
 ## Recipe
 
 Base: the target `{target}`, trained with TRL: SFT on the best responses of the source models, then DPO on pairs
-of one source's best and worst response. The data's card ([{dataset_repo}]({endpoint}/datasets/{dataset_repo})) has
+of one source's best and worst response.{_peft_note(run, model_steps(stage))} The data's card ([{dataset_repo}]({endpoint}/datasets/{dataset_repo})) has
 the composition, the source models and the params of steps 01–04.
 
 ### SFT (05_sft)

@@ -14,6 +14,7 @@ import pytest
 from hub_stand_in import HubStandIn
 from test_train_sft import build_pairs
 
+from fusechat_utils import hub
 from fusechat_utils.cli import main
 from fusechat_utils.config import PROJECT_ROOT
 
@@ -182,3 +183,12 @@ def test_push_names_what_the_run_lacks_and_the_hub_refusals(tmp_path, monkeypatc
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
     assert main(["push", "--run-dir", str(run), "--dataset-repo", DATA]) == 1
     assert f"cannot reach the hub at http://127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_a_model_card_says_when_the_weights_are_a_merged_lora_adapter(tmp_path):
+    lora = {"sft_peft": "lora", "sft_lora_r": 8, "sft_lora_alpha": 16, "sft_lora_target_modules": "all-linear"}
+    run = hub.Run(tmp_path, {"05_sft": {"params": lora}, "06_dpo": {"params": {"dpo_peft": "none"}}})
+    note = hub._peft_note(run, hub.model_steps("dpo"))
+    assert "05_sft trained a LORA adapter (r 8, alpha 16, all-linear), merged into its base" in note
+    assert "06_dpo" not in note and "not uploaded" in note
+    assert hub._peft_note(hub.Run(tmp_path, {"05_sft": {"params": {"sft_peft": "none"}}}), ["05_sft"]) == ""
