@@ -154,6 +154,7 @@ def test_judgments_parse_as_alignbenchs_post_process(judgment, rating, overall):
     assert alignbench.parse_judgment(judgment) == (rating, overall)
 
 
+@pytest.mark.slow
 def test_judging_the_whole_set_parses_scores_and_a_rerun_is_cached(items, server, tmp_path):
     answers = [f"回答 SCORE={planned(it['id'])}" for it in items]
     cache = tmp_path / "judge_cache.jsonl"

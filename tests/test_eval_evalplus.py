@@ -290,6 +290,7 @@ def whole_set(path: Path, response, every: int = 1) -> tuple[float, list]:
     return len(ids) / len(rows), ids
 
 
+@pytest.mark.slow
 def test_whole_humaneval_oracle_and_wrong():
     assert whole_set(HUMANEVAL, ep.oracle_response)[0] == 1.0
     assert whole_set(HUMANEVAL, ep.wrong_response)[0] == 0.0

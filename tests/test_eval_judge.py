@@ -165,6 +165,7 @@ def _verdicts(*groups):
     return [{"games": [{"score": g1}, {"score": g2}]} for g1, g2, n in groups for _ in range(n)]
 
 
+@pytest.mark.slow
 def test_bradley_terry_all_wins_all_ties_and_a_symmetric_mix():
     wins = winrate.arena_hard_score(_verdicts(("B>A", "A>B", 50)))
     strong = winrate.arena_hard_score(_verdicts(("B>>A", "A>>B", 50)))
@@ -182,6 +183,7 @@ def test_bradley_terry_all_wins_all_ties_and_a_symmetric_mix():
     assert wins["n_battles"] == 100 and strong["n_battles"] == 300
 
 
+@pytest.mark.slow
 def test_strong_verdicts_count_three_times_and_both_positions_count():
     # 10 questions: model strongly better as B in game 1 (3 battles) and slightly as A in game 2 (1): 40 model wins;
     # 20 questions: baseline slightly better in both positions: 40 baseline wins -> 50 %
@@ -198,6 +200,7 @@ def test_strong_verdicts_count_three_times_and_both_positions_count():
         winrate.arena_hard_score(_verdicts((None, None, 3)))
 
 
+@pytest.mark.slow
 def test_the_bootstrap_interval_is_deterministic_for_a_seed():
     rows = _verdicts(("B>A", "A>B", 18), ("A>B", "B>A", 12), ("A=B", "B>>A", 5), ("B>>A", "A=B", 5))
     a, b = winrate.arena_hard_score(rows, seed=7), winrate.arena_hard_score(rows, seed=7)

@@ -173,6 +173,7 @@ def test_oracle_passes_and_wrong_fails_on_every_fixture_row(items):
     assert lcb.oracle_response({**rows[0], "solution": None}) is None  # real rows carry no reference
 
 
+@pytest.mark.slow
 def test_stdin_programs_each_input_style_and_output_checks(items):
     sums, means = items["abc370_a"], items["1990_A"]
     cases = [

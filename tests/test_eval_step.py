@@ -94,6 +94,7 @@ def test_unknown_benchmark_and_backend_are_errors(world):
 FIX = __import__("pathlib").Path(__file__).parent / "fixtures" / "benchmarks"
 
 
+@pytest.mark.slow
 def test_an_oracle_model_scores_100_through_07_on_real_files(world, monkeypatch):
     """Each prompt answered with its item's reference: the registry's load -> prompt -> generate -> grade chain keeps
     items and responses aligned, n samples included (LiveCodeBench), and FuseEval's decoding reaches the backend."""
@@ -126,6 +127,7 @@ def test_an_oracle_model_scores_100_through_07_on_real_files(world, monkeypatch)
     assert sorted(d.get("n", 1) for d in seen.values())[-1] == 10  # LiveCodeBench samples 10
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_with_papermill_on_the_tiny_world(world, tmp_path):
     import papermill
 

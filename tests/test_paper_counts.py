@@ -88,6 +88,7 @@ def test_every_paper_profile_has_the_same_counting_rules():
     assert load_profile("toy")["pairs_max_per_dataset"] == {}  # toy: caps in 01, as before
 
 
+@pytest.mark.slow
 def test_the_paper_profiles_reproduce_the_papers_counts(run_dir):
     params = load_profile("llama3.1-8b")
     fields = {f.name for f in dataclasses.fields(pairs.PairsConfig)}

@@ -160,6 +160,7 @@ def test_sweep_runs_come_in_natural_order_and_other_folders_are_not_runs(tmp_pat
     assert find_runs(tmp_path / "seed2") == [tmp_path / "seed2"]
 
 
+@pytest.mark.slow
 def test_a_failing_analysis_notebook_still_writes_the_report_and_exits_1(tmp_path):
     """A run whose 04 output cannot be read: dataset_composition fails in its cell, the report shows the error."""
     run = tmp_path / "broken"

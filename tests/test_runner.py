@@ -28,6 +28,7 @@ def overrides(tmp_path, fixtures, **extra):
             "prompts_datasets": ["UltraFeedback", "OpenMathInstruct-2"], **extra}
 
 
+@pytest.mark.slow
 def test_step_runs_writes_manifest_then_skips_until_inputs_or_params_change(tmp_path, fixtures):
     lines = []
     first = run_pipeline("toy", "01", overrides(tmp_path, fixtures), log=lambda *a, **k: lines.append(a[0]))
@@ -53,6 +54,7 @@ def test_step_runs_writes_manifest_then_skips_until_inputs_or_params_change(tmp_
     assert [r.status for r in run_pipeline("toy", "01", overrides(tmp_path, fixtures, prompts_seed=5))] == ["ran"]
 
 
+@pytest.mark.slow
 def test_a_failing_step_names_step_notebook_and_error(tmp_path, fixtures):
     path = fixtures / DATASETS["OpenMathInstruct-2"].fixture_name
     rows = [json.loads(x) for x in path.read_text().splitlines()]
@@ -85,6 +87,7 @@ def test_an_identical_step_in_another_run_is_reused_not_rerun(tmp_path, fixtures
     assert [r.status for r in run_pipeline("toy", "01", other)] == ["skipped"]
 
 
+@pytest.mark.slow
 def test_a_skipped_step_reruns_when_its_code_packages_or_outputs_changed(tmp_path, fixtures, monkeypatch):
     from fusechat_utils import provenance, runner
 
@@ -126,6 +129,7 @@ def test_the_code_of_a_step_is_what_its_notebook_imports_transitively():
     assert {"fusechat_utils/evaluation/runners.py", "fusechat_utils/sandbox.py"} <= evaluation
 
 
+@pytest.mark.slow
 def test_a_reused_step_is_not_copied_when_the_sources_outputs_were_edited(tmp_path, fixtures):
     run_pipeline("toy", "01", overrides(tmp_path, fixtures))
     selection = tmp_path / "run" / "01_prompts" / "selection.csv"
@@ -199,6 +203,7 @@ def test_step_output_shows_lines_as_they_come_and_thins_progress_bars():
     assert len(shown[-1]) < 300 and shown[-1].endswith("…")
 
 
+@pytest.mark.slow
 def test_run_streams_the_steps_progress_and_trains_from_an_external_file(tmp_path):
     """05 through the runner with sft_data = a local file: the training loss lines reach the terminal while the step
     runs (its manifest is written only after), the manifest records the file, and editing the file reruns 05."""

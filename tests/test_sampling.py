@@ -114,6 +114,7 @@ def test_shards_cover_every_unit_exactly_once_and_merge(tmp_path, sources):
     assert all(per_shard) and sum(map(len, per_shard)) == len(set(zip(merged.prompt_id, merged.source_model)))
 
 
+@pytest.mark.slow
 def test_merge_refuses_an_incomplete_unit(tmp_path, sources):
     write_prompts(tmp_path)
     cfg = make_cfg(tmp_path, sources)
@@ -126,6 +127,7 @@ def test_merge_refuses_an_incomplete_unit(tmp_path, sources):
         shards.merge_shards(cfg.step_dir)
 
 
+@pytest.mark.slow
 def test_sources_in_parallel_processes_give_the_rows_of_one_process(tmp_path, sources):
     write_prompts(tmp_path / "one")
     write_prompts(tmp_path / "two")
@@ -174,6 +176,7 @@ sampling.run(cfg)
 """
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, sources):
     """A whole sampling process dies right after its first sampled batch is committed; the rerun resumes. (The vllm
     backend's kill and resume: tests/test_device_pool.py, two replicas killed at once.)"""

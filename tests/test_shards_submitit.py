@@ -278,6 +278,7 @@ def test_merging_without_shards_or_with_a_missing_one_names_it(tmp_path, capsys)
         shards.shard_count(step_dir)
 
 
+@pytest.mark.slow
 def test_a_merge_waits_for_the_run_lock_and_gives_up_after_its_limit(tmp_path):
     waited, got = [], []
 
