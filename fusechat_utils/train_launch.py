@@ -31,7 +31,7 @@ from pathlib import Path
 
 from fusechat_utils.config import PROJECT_ROOT
 from fusechat_utils.errors import UserError
-from fusechat_utils.io import write_json
+from fusechat_utils.io import hash_obj, write_json
 
 # Set in the launched ranks so that run_sft/run_dpo train in-process there instead of launching again.
 LAUNCHED_ENV = "FUSECHAT_LAUNCHED"
@@ -341,7 +341,7 @@ def prepare_resume(cfg, prefix: str) -> str | None:
         return last_checkpoint(folder)
     params = {k: v for k, v in dataclasses.asdict(cfg).items()
               if k not in (f"{prefix}accelerate_config", f"{prefix}num_processes")}
-    params["code"] = hashlib.sha256(json.dumps(step_code(notebook_path(cfg.STEP)), sort_keys=True).encode()).hexdigest()
+    params["code"] = hash_obj(step_code(notebook_path(cfg.STEP)))
     stamp = folder / "params.json"
     if folder.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != params):
         stale = folder.with_name(f"checkpoints.stale-{time.strftime('%Y%m%d-%H%M%S')}")
