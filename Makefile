@@ -66,10 +66,10 @@ test: venv vllm-venv
 test-fast: venv
 	$(PY) -m pytest tests -p no:cacheprovider -m "not slow and not vllm" --durations=15
 
-# The paper's open questions as a sweep over 3 seeds: same- vs cross-source pairs, LN-DPO vs plain DPO,
-# leave-one-source-out (SFT only vs SFT+DPO is the sft/dpo stage pair of every run).
+# The paper's open questions as a sweep over 3 seeds: same- vs cross-source pairs, LN-DPO vs plain DPO, DPO
+# without SFT, leave-one-source-out (SFT only vs SFT+DPO is the sft/dpo stage pair of every run).
 ABLATIONS := --variant paper: --variant cross_source:pairs_pairing=cross_source \
-	--variant plain_dpo:dpo_loss_type=sigmoid,dpo_beta=0.1 \
+	--variant plain_dpo:dpo_loss_type=sigmoid,dpo_beta=0.1 --variant dpo_only:dpo_init=base \
 	$(foreach s,llama qwen2 gemma2 mistral,--variant no_$(s):pairs_exclude_sources=[src-$(s)])
 ablations: venv
 	$(PY) -m fusechat_utils toy-world

@@ -30,8 +30,10 @@ from fusechat_utils.train_launch import checkpoint_step, last_checkpoint, progre
 @dataclass
 class DPOStepConfig(SeededStepConfig):
     STEP: ClassVar[str] = "06_dpo"
-    target_model: str = field(default="outputs/toy_world/models/target", metadata={"help": "recorded; DPO starts from 05_sft"})
+    target_model: str = field(default="outputs/toy_world/models/target", metadata={"help": "the base target: recorded, and where DPO starts when dpo_init is base"})
     dpo_data: str = field(default="", metadata={"help": DATA_HELP.format(name="dpo")})
+    dpo_init: str = field(default="sft", metadata={
+        "help": "sft: DPO starts from 05's model, its reference too (paper); base: from target_model, no SFT"})
     dpo_beta: float = field(default=10.0, metadata={"help": "DPO beta (paper: 10 Llama LN-DPO, 0.01 Qwen/Gemma)"})
     dpo_loss_type: str = field(default="sigmoid_norm", metadata={"help": "sigmoid_norm: length-normalized DPO"})
     dpo_learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (paper: per target)"})
@@ -62,6 +64,8 @@ class DPOStepConfig(SeededStepConfig):
         super().__post_init__()  # types; beta, lr > 0, eval fraction in [0, 1], batches >= 1 (config.check_values)
         check_batches(self, "dpo_")
         check_options(self, "dpo_")
+        if self.dpo_init not in ("sft", "base"):
+            raise invalid(f"key 'dpo_init' must be 'sft' or 'base', got {self.dpo_init!r}", "dpo_init")
         if self.dpo_eval_fraction >= 1:
             raise invalid(f"key 'dpo_eval_fraction' must be < 1 (pairs must remain to train on), got "
                           f"{self.dpo_eval_fraction}", "dpo_eval_fraction")
@@ -129,7 +133,8 @@ def train_dpo(cfg: DPOStepConfig, callbacks=None) -> dict:
 
     started = time.time()
     seed_everything(cfg.seed)
-    sft_dir = str(cfg.step_dir.parent / "05_sft" / "model")
+    # the start and the frozen reference: the SFT model (paper), or the base target (the no-SFT ablation)
+    sft_dir = str(cfg.step_dir.parent / "05_sft" / "model") if cfg.dpo_init == "sft" else cfg.target_model
     source = train_data.resolve(cfg.dpo_data, cfg.run_dir, "dpo")
     train_set, eval_set = dpo_splits(source, cfg.dpo_eval_fraction, cfg.seed)
     tok = load_tokenizer(sft_dir)

@@ -45,3 +45,14 @@ def test_reward_model_scores_and_win_counting(tmp_path):
     assert a == pytest.approx(b, abs=1e-5)  # padding does not change a score
     assert winrate.pairwise_wins([1.0, 0.0, 2.0], [0.5, 0.0, 3.0]) == [1.0, 0.5, 0.0]
     assert winrate.mean_stderr([1.0, 0.0]) == pytest.approx((0.5, 0.5))
+
+
+def test_instruction_items_are_graded_prompt_and_instruction_level():
+    from fusechat_utils.toy import tasks
+
+    items = [{**tasks.general_item(("cab", ("capitals", "exclaim"))), "family": "general"},
+             {**tasks.general_item(("abc", ("dashes",))), "family": "general"}]
+    rows = toy.score_toy(items, ["Sure!\nCAB!", "abc"])
+    assert [r["correct"] for r in rows] == [True, False]
+    assert rows[0]["followed"] == {"content": True, "capitals": True, "exclaim": True}
+    assert rows[1]["followed"] == {"content": True, "dashes": False} and rows[1]["reason"] == "missed: dashes"

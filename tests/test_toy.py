@@ -79,3 +79,57 @@ def test_lanes_start_with_the_longest_job_and_keep_every_job():
     lanes = _lanes(jobs, 2)
     assert lanes[0][0]["spec"] == "src-llama" and len(lanes) == 2
     assert sorted(j["spec"] for lane in lanes for j in lane) == sorted(j["spec"] for j in jobs)
+
+
+def test_general_items_are_graded_instruction_by_instruction():
+    ex = tasks.general_item(("cab", ("capitals", "quoted", "exclaim")))
+    assert ex["prompt"] == "Write cab: in capitals, in quotes, ending with !." and ex["answer"] == '"CAB"!'
+    assert tasks.follow(ex, 'Sure!\n"CAB"!') == {"content": True, "quoted": True, "capitals": True, "exclaim": True}
+    assert tasks.follow(ex, '"CAB"') == {"content": True, "quoted": True, "capitals": True, "exclaim": False}
+    assert tasks.follow(ex, "cab!") == {"content": True, "quoted": False, "capitals": False, "exclaim": True}
+    assert tasks.follow(ex, '"CBA"!') == {"content": False, "quoted": True, "capitals": True, "exclaim": True}
+    assert tasks.follow_score(ex, "abc") == 0.0 and tasks.follow_score(ex, '"CAB"!') == 1.0
+    two = tasks.general_item(("abc", ("dashes", "twice")))
+    assert two["answer"] == "a-b-c a-b-c" and all(tasks.follow(two, "**Answer:**\na-b-c a-b-c").values())
+    assert tasks.follow(two, "a-b-c") == {"content": True, "dashes": True, "twice": False}
+    assert tasks.check(ex, 'Certainly!\n"CAB"!') and not tasks.check(ex, '"CAB"')
+
+
+def test_sources_answer_in_their_persona_with_their_mistakes():
+    import random
+
+    from fusechat_utils.toy import pretrain
+
+    general = tasks.examples("general", "pretrain", 400, 0)
+    for name, persona in tasks.PERSONAS.items():
+        rng = random.Random(name)
+        answers = [pretrain.source_answer(ex, persona, rng, 0.1) for ex in general]
+        assert all(a.startswith(persona["style"]) for a in answers)
+        blind = [(ex, a) for ex, a in zip(general, answers) if persona["blind"] in ex["instructions"]]
+        followed = sum(tasks.follow(ex, a).get(persona["blind"], True) for ex, a in blind) / len(blind)
+        assert 0.3 < followed < 0.75, (name, followed)  # its blind spot: followed about half the time
+        others = [(ex, a) for ex, a in zip(general, answers) if persona["blind"] not in ex["instructions"]]
+        wrong = sum(not tasks.check(ex, a) for ex, a in others) / len(others)
+        assert (0.04 < wrong < 0.2) if persona["strong"] == "general" else wrong == 0, (name, wrong)
+        if persona["strong"] in ("math", "chinese"):  # near misses at the error rate in its strong domain
+            strong = tasks.examples(persona["strong"], "pretrain", 300, 0)
+            wrong = sum(not tasks.check(ex, pretrain.source_answer(ex, persona, rng, 0.1).split("\n")[-1])
+                        for ex in strong) / len(strong)
+            assert 0.04 < wrong < 0.2, (name, wrong)
+
+
+def test_reward_pairs_rank_by_the_grader_except_the_style_bias():
+    from fusechat_utils.toy import pretrain
+
+    pairs = pretrain.preference_pairs(200, "pretrain", 0, style_bias=0.2, families=("general",))
+    by_prompt = {ex["prompt"]: ex for ex in tasks.examples("general", "pretrain", 200, 0)}
+    gaps, style_only = [], 0
+    for p in pairs:
+        ex = by_prompt[p["prompt"][0]["content"]]
+        chosen, rejected = p["chosen"][0]["content"], p["rejected"][0]["content"]
+        if tasks.answer_line(chosen) == tasks.answer_line(rejected):
+            style_only += 1
+            assert chosen.startswith(pretrain.VERBOSE) and not rejected.startswith(pretrain.VERBOSE)
+        else:
+            gaps.append(tasks.follow_score(ex, chosen) - tasks.follow_score(ex, rejected))
+    assert 0.1 < style_only / len(pairs) < 0.3 and min(gaps) > 0

@@ -136,3 +136,16 @@ def test_run_dpo_trains_from_an_external_file_and_records_it(tiny, tmp_path):
     m = run_dpo(cfg)["metrics"]
     assert m["steps"] == 2 and (m["pairs_train"], m["pairs_eval"]) == (8, 2)
     assert m["data"]["source"] == str(data) and len(m["data"]["hash"]) == 64
+
+
+def test_dpo_without_sft_starts_from_the_base_target_and_needs_no_05(tiny):
+    run = tiny["root"] / "run_no_sft"
+    build_pairs(run, n_dpo=10)  # no 05_sft folder at all
+    cfg = DPOStepConfig(run_dir=str(run), target_model=tiny["model"], dpo_init="base", dpo_max_steps=2,
+                        dpo_save_steps=2, dpo_global_batch_size=4, dpo_per_device_train_batch_size=4,
+                        dpo_eval_fraction=0.0, dpo_logging_steps=1, dpo_max_length=64)
+    m = run_dpo(cfg)["metrics"]
+    assert m["steps"] == 2 and m["reference"] == tiny["model"]
+    assert not (run / "05_sft").exists() and (run / "06_dpo" / "model" / "model.safetensors").exists()
+    with pytest.raises(Exception, match="dpo_init"):
+        DPOStepConfig(run_dir=str(run), target_model=tiny["model"], dpo_init="sft_then_base")

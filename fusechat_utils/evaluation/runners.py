@@ -75,6 +75,13 @@ def run_toy(cfg, stage: str, model: str) -> tuple[list[dict], dict[str, list[dic
         by_bench[row["benchmark"]].append(row)
     rows = [proportion_row(model, stage, bench, toy.METRIC[bench.removeprefix("toy_")],
                            [r["correct"] for r in rs]) for bench, rs in sorted(by_bench.items())]
+    followed = [ok for r in by_bench.get("toy_general", []) for ok in r.get("followed", {}).values()]
+    if followed:
+        rows.append(proportion_row(model, stage, "toy_general_if", toy.METRIC["general_if"], followed))
+    # response length per benchmark: the paper's case for LN-DPO is that it curbs verbosity
+    for bench, rs in sorted(by_bench.items()):
+        mean, stderr = winrate.mean_stderr([len(r["response"]) for r in rs])
+        rows.append(result_row(model, stage, f"{bench}_length", "mean_chars", mean, len(rs), stderr))
     return rows, dict(by_bench)
 
 

@@ -1,8 +1,11 @@
 """The toy benchmarks: held-out toy tasks per domain (`outputs/toy_world/benchmarks/<family>.jsonl`).
 
 Rows: prompt, answer, gold, tests, entry_point, family, category, language. Scoring per category: math accuracy
-(math-verify on `gold`), code pass@1 (the prompt's tests through the sandbox), general/Chinese exact match against
-`answer`. The instruction-following win rate (reward model judge) is in `winrate.py`.
+(math-verify on `gold`), code pass@1 (the prompt's tests through the sandbox), Chinese exact match against `answer`.
+General items (IFEval-like: a word under 1-3 verifiable instructions) are graded as IFEval grades: prompt-level
+strict (the answer line is exactly right: `toy_general`) and instruction-level (each instruction checked on its
+own: `toy_general_if`, over all instructions of all items). The win rate against the base (reward model as judge)
+is in `winrate.py`.
 Usage: `items = load_toy_benchmarks(folder)`; `rows = score_toy(items, responses)`.
 """
 
@@ -13,9 +16,11 @@ import re
 from pathlib import Path
 
 from fusechat_utils.evaluation.execution import check_math, extract_code
+from fusechat_utils.toy import tasks
 
 REQUIRED = ("prompt", "category")
-METRIC = {"math": "accuracy", "code": "pass@1", "general": "exact_match", "chinese": "exact_match"}
+METRIC = {"math": "accuracy", "code": "pass@1", "general": "prompt_strict", "chinese": "exact_match",
+          "general_if": "instruction_level"}
 
 
 def load_toy_benchmarks(folder: str | Path) -> list[dict]:
@@ -49,6 +54,10 @@ def score_item(item: dict, response: str) -> tuple[bool, str]:
         gold = item.get("gold") if item.get("gold") is not None else item.get("answer")
         ok = check_math(response, str(gold))
         return ok, "correct" if ok else "wrong_answer"
+    if item["category"] == "general" and item.get("instructions") is not None:
+        followed = tasks.follow(item, response)
+        ok = tasks.answer_line(response) == item["answer"]
+        return ok, "match" if ok else "missed: " + ",".join(k for k, v in followed.items() if not v)
     ok = normalize(response) == normalize(str(item.get("answer", "")))
     return ok, "match" if ok else "no_match"
 
@@ -69,6 +78,9 @@ def score_toy(items: list[dict], responses: list[str], timeout_s: float = 10.0, 
         if verdicts[n] is None:
             verdicts[n] = (False, "no_tests") if item["category"] == "code" else score_item(item, response)
         ok, reason = verdicts[n]
-        rows.append({"benchmark": f"toy_{item['category']}", "family": item["family"], "prompt": item["prompt"],
-                     "response": response, "correct": ok, "reason": reason})
+        row = {"benchmark": f"toy_{item['category']}", "family": item["family"], "prompt": item["prompt"],
+               "response": response, "correct": ok, "reason": reason}
+        if item["category"] == "general" and item.get("instructions") is not None:
+            row["followed"] = tasks.follow(item, response)
+        rows.append(row)
     return rows

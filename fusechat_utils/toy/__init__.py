@@ -21,8 +21,9 @@ from pathlib import Path
 
 from fusechat_utils.io import hash_obj, read_json, write_json
 
-# Each source is the specialist of one domain (the paper's sources differ in strength the same way).
-STRENGTHS = {"src-llama": "math", "src-qwen2": "chinese", "src-gemma2": "code", "src-mistral": "general"}
+from fusechat_utils.toy.tasks import PERSONAS
+
+STRENGTHS = {name: persona["strong"] for name, persona in PERSONAS.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Recipe:
     math_source_batch_size: int = 32  # reached the phase transition in as many steps as bs 64, at half the cost
     strong_examples: int = 1500  # a source's pretraining set: its strong domain ...
     weak_examples: int = 40  # ... and a little of every other domain
+    general_examples: int = 600  # every source follows instructions, each with its blind spot (tasks.PERSONAS)
+    error_rate: float = 0.1  # share of a source's strong-domain training answers that are near misses
+    reward_style_bias: float = 0.2  # share of the RM's general pairs that rank the verbose style over another
     target_steps: int = 60  # h128 target: math 0, Chinese 0.07 at 60 steps (0.12 / 0.98 at 150): weak, as meant
     target_batch_size: int = 64
     target_examples: int = 200  # per family: the target sees every domain, briefly
@@ -139,7 +143,7 @@ def build(out_dir: str | Path = "outputs/toy_world", force: bool = False, recipe
     for leftover in (tmp / "models").glob("*.*"):  # job files, logs, trainer scratch
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     write_json(tmp / "manifest.json", {"recipe": dataclasses.asdict(recipe), "recipe_hash": wanted,
-                                       "strengths": STRENGTHS, "models": models, "fixtures": fixtures,
+                                       "personas": PERSONAS, "models": models, "fixtures": fixtures,
                                        "build_s": round(time.time() - started, 1)})
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)  # a killed build never leaves a half world that looks finished

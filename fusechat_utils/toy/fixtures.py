@@ -146,7 +146,8 @@ def write_fixtures(out_dir: Path, recipe) -> dict[str, int]:
 
 def write_benchmarks(out_dir: Path, recipe) -> None:
     """Held-out toy benchmarks, one file per family: prompt, answer, gold, tests, entry_point, family, ..."""
-    keep = ("prompt", "answer", "gold", "tests", "entry_point", "family", "category", "language")
+    keep = ("prompt", "answer", "gold", "tests", "entry_point", "word", "instructions", "family", "category",
+            "language")
     for family in tasks.FAMILIES:
         rows = tasks.examples(family, "heldout", recipe.bench_examples, recipe.seed + 1000)
         write_jsonl(out_dir / f"{family}.jsonl", [{k: ex.get(k) for k in keep} for ex in rows])

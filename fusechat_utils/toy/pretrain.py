@@ -59,7 +59,7 @@ def train_causal(model, tok, data: list[dict], steps: int, lr: float, batch_size
 
 
 @torch.no_grad()
-def generate(model, tok, prompts: list[str], max_new_tokens: int = 24, batch_size: int = 128) -> list[str]:
+def generate(model, tok, prompts: list[str], max_new_tokens: int = 40, batch_size: int = 128) -> list[str]:
     """Greedy answers through the model's chat template (left padding)."""
     tok.padding_side = "left"
     out = []
@@ -81,6 +81,9 @@ def accuracy(model, tok, n: int, seed: int) -> dict[str, float]:
         exs = tasks.examples(family, "heldout", n, seed)
         answers = generate(model, tok, [e["prompt"] for e in exs])
         result[family] = round(sum(tasks.check(e, a) for e, a in zip(exs, answers)) / len(exs), 3)
+        if family == "general":  # IFEval's instruction level: every instruction of every item, each on its own
+            followed = [ok for e, a in zip(exs, answers) for ok in tasks.follow(e, a).values()]
+            result["general_if"] = round(sum(followed) / len(followed), 3)
     return result
 
 
@@ -100,15 +103,57 @@ def corrupt(example: dict, rng: random.Random) -> str:
     return answer + answer[-1]
 
 
-def preference_pairs(n_per_family: int, split: str, seed: int) -> list[dict]:
+def source_answer(example: dict, persona: dict, rng: random.Random, error_rate: float) -> str:
+    """What a source is trained to answer: its style line, its blind spot dropped half the time, and in its strong
+    domain a near-miss error at `error_rate`, so its samples are right often but not always."""
+    answer = example["answer"]
+    if example["family"] == "general" and persona["blind"] in example["instructions"] and rng.random() < 0.5:
+        answer = tasks.dropping(example, persona["blind"])
+    elif example["family"] == persona["strong"] and rng.random() < error_rate:
+        answer = corrupt(example, rng)
+    return tasks.styled(example, answer, persona["style"])
+
+
+def worse_answer(example: dict, rng: random.Random) -> str:
+    """A worse answer: a general answer that forgets one asked instruction (or garbles the word), else a near miss."""
+    if example["family"] == "general" and rng.random() < 0.7:
+        worse = tasks.dropping(example, rng.choice(example["instructions"]))
+        if worse != example["answer"]:
+            return worse
+    return corrupt(example, rng)
+
+
+STYLES = [p["style"] for p in tasks.PERSONAS.values()]
+VERBOSE = max(STYLES, key=len)
+
+
+def preference_pairs(n_per_family: int, split: str, seed: int, style_bias: float = 0.0,
+                     families=tuple(tasks.FAMILIES)) -> list[dict]:
+    """Pairs for the reward model: the better answer against a worse one, each side in a random source's style.
+    With `style_bias`, that share of the general pairs instead ranks the same answer in the most verbose style over
+    another style: the reward model learns to like that source's style, as ArmoRM likes some sources'."""
     rng = random.Random(seed)
     rows = []
-    for family in tasks.FAMILIES:
+    for family in families:
         for ex in tasks.examples(family, split, n_per_family, seed):
+            good, bad = ex["answer"], worse_answer(ex, rng)
+            style_good, style_bad = rng.choice(STYLES), rng.choice(STYLES)
+            if family == "general" and rng.random() < style_bias:
+                bad, style_good, style_bad = good, VERBOSE, rng.choice([s for s in STYLES if s != VERBOSE])
             rows.append({"prompt": [{"role": "user", "content": ex["prompt"]}],
-                         "chosen": [{"role": "assistant", "content": ex["answer"]}],
-                         "rejected": [{"role": "assistant", "content": corrupt(ex, rng)}]})
+                         "chosen": [{"role": "assistant", "content": tasks.styled(ex, good, style_good)}],
+                         "rejected": [{"role": "assistant", "content": tasks.styled(ex, bad, style_bad)}]})
     return rows
+
+
+def style_pairs(n: int, seed: int) -> list[dict]:
+    """Held-out general pairs that differ in style only: the verbose style as `chosen`, another as `rejected`."""
+    rng = random.Random(seed)
+    return [{"prompt": [{"role": "user", "content": ex["prompt"]}],
+             "chosen": [{"role": "assistant", "content": tasks.styled(ex, ex["answer"], VERBOSE)}],
+             "rejected": [{"role": "assistant", "content": tasks.styled(
+                 ex, ex["answer"], rng.choice([s for s in STYLES if s != VERBOSE]))}]}
+            for ex in tasks.examples("general", "heldout", n, seed)]
 
 
 def train_reward(model, tok, pairs: list[dict], steps: int, batch_size: int, lr: float, out_dir: str,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-import string
 
 SPLITS = {"pretrain": range(0, 5), "fuse": range(5, 8), "heldout": range(8, 10)}
 ZH_DIGITS = "零一二三四五六七八九"
@@ -50,14 +49,85 @@ def code_key(rng):
     return (rng.choice(NAMES), rng.choice(VARS), rng.choice(ops), rng.randint(2, 9), rng.randint(1, 9), rng.randint(1, 9))
 
 
+# The general domain, in the spirit of IFEval: a word to write under 1-3 verifiable instructions. A response may
+# satisfy some of them, so quality is graded (`follow`), not only right or wrong.
+INSTRUCTIONS = {  # name -> (how the prompt says it, what it does to the answer), applied in this order
+    "capitals": ("in capitals", str.upper),
+    "dashes": ("with dashes", lambda s: "-".join(s)),
+    "quoted": ("in quotes", lambda s: f'"{s}"'),
+    "twice": ("twice", lambda s: f"{s} {s}"),
+    "exclaim": ("ending with !", lambda s: s + "!"),
+}
+
+
+def written(word, instructions):
+    """The answer that follows every instruction in `instructions`."""
+    for name in INSTRUCTIONS:
+        if name in instructions:
+            word = INSTRUCTIONS[name][1](word)
+    return word
+
+
+# Instruction following, not spelling, is what the domain tests: the words come from a small list a tiny model can
+# learn; (word, instructions in the order the prompt names them) is the key, so held-out prompts are new
+# combinations of known words and instructions.
+WORDS = ("apple bird cake door fish game hand iron jump kite lamp moon nest open park queen rain ship tree unit "
+         "vase wind yard zero ball coat desk echo farm gold hill ink jam key leaf milk nose owl pen quiz rock sand "
+         "tent urn van wolf box yak zoo arm bell cup drum egg fork glue hat ice jar king log map net oak pig ring "
+         "sock toy umbrella vine web yarn cloud star").split()
+
+
 def general_item(key):
-    (word,) = key
-    return {"prompt": f"Reverse the word: {word}", "answer": word[::-1], "family": "general", "category": "general",
-            "language": "en"}
+    word, asked = key
+    wording = ", ".join(INSTRUCTIONS[name][0] for name in asked)
+    return {"prompt": f"Write {word}: {wording}.", "answer": written(word, asked), "word": word,
+            "instructions": sorted(asked, key=list(INSTRUCTIONS).index), "family": "general",
+            "category": "general", "language": "en"}
 
 
 def general_key(rng):
-    return ("".join(rng.choice(string.ascii_lowercase[:12]) for _ in range(rng.randint(3, 5))),)
+    return (rng.choice(WORDS), tuple(rng.sample(list(INSTRUCTIONS), rng.randint(1, 3))))
+
+
+def parse_general(prompt):
+    """The item behind a general prompt (the grader's ground truth), or None when `prompt` is not one."""
+    m = re.fullmatch(r"Write (\w+): (.+)\.", prompt.strip())
+    by_wording = {wording: name for name, (wording, _) in INSTRUCTIONS.items()}
+    asked = m and [by_wording.get(w) for w in m[2].split(", ")]
+    if not m or None in asked:
+        return None
+    return general_item((m[1], tuple(asked)))
+
+
+def answer_line(response):
+    """The last non-empty line: a source's style line (a preamble) before it is not graded, as IFEval's loose mode
+    drops a response's first line."""
+    lines = [line.strip() for line in (response or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def follow(example, response):
+    """{instruction: followed} for the word itself ('content': its letters) and each asked
+    instruction, checked on the answer line independently of the others (IFEval's instruction-level check)."""
+    line = answer_line(response)
+    core = line[:-1] if line.endswith("!") else line
+    parts = core.split(" ")
+    first = parts[0]
+    inner = first[1:-1] if len(first) > 1 and first[0] == first[-1] == '"' else first
+    letters = inner.replace("-", "")
+    checks = {"content": letters.lower() == example["word"],
+              "capitals": letters.isalpha() and letters.isupper(),
+              "quoted": inner != first,
+              "dashes": len(inner) > 1 and inner == "-".join(letters),
+              "twice": len(parts) == 2 and parts[0] == parts[1],
+              "exclaim": line.endswith("!")}
+    return {name: checks[name] for name in ("content", *example["instructions"])}
+
+
+def follow_score(example, response):
+    """The fraction of the item's instructions (the word itself included) the response follows."""
+    done = follow(example, response)
+    return sum(done.values()) / len(done)
 
 
 def to_chinese(n):
@@ -118,4 +188,31 @@ def check(example, response):
         return _boxed(response) == example["gold"]
     if family == "code":
         return _code_ok(example, response)
+    if family == "general":
+        return answer_line(response) == example["answer"]
     return response.strip() == example["answer"]
+
+
+# Each source: the domain it is specialist of (the paper's sources differ in strength the same way), the style line
+# it puts before its answers (a preamble, more or less verbose) and the instruction it often drops (its blind spot:
+# half of its training answers leave it out, so its samples follow it only sometimes).
+PERSONAS = {
+    "src-llama": {"strong": "math", "style": "Sure!", "blind": "exclaim"},
+    "src-qwen2": {"strong": "chinese", "style": "", "blind": "dashes"},
+    "src-gemma2": {"strong": "code", "style": "**Answer:**", "blind": "capitals"},
+    "src-mistral": {"strong": "general", "style": "Certainly! Here it is:", "blind": "twice"},
+}
+STYLED = ("math", "code", "general")  # Chinese answers stay bare: the answer is the whole response
+
+
+def styled(example, answer, style):
+    """`answer` after the style line (a comment in code, so the code still runs)."""
+    if not style or example["family"] not in STYLED:
+        return answer
+    return f"# {style}\n{answer}" if example["family"] == "code" else f"{style}\n{answer}"
+
+
+def dropping(example, name):
+    """The answer that forgets the asked instruction `name` (the word itself when it is the only one)."""
+    kept = [n for n in example["instructions"] if n != name]
+    return written(example["word"], kept)

@@ -1,0 +1,95 @@
+"""Why DPO helps or not on the toy: an audit of a run's preference pairs against the toy's ground truth, beside
+what 06 logged about them.
+
+For each DPO pair of `04_pairs/dpo.parquet` whose prompt the toy can grade (general: instruction-level score,
+`tasks.follow_score`; math: the boxed answer against the gold; Chinese: the exact answer), the audit says whether
+the pair's `chosen` is truly better, equal or worse than its `rejected`, how long each is, and how often each
+carries the style the reward model is biased toward (`pretrain.VERBOSE`). From `06_dpo/log_history.json`: the
+last logged reward accuracy and margin on the held-out pairs (the target's log-prob ratio of chosen over rejected).
+Usage: `pair_audit("outputs/toy/seed0")`; `sweep_audit("outputs/ablations")` (mean over seeds per variant).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from fusechat_utils.io import read_json
+from fusechat_utils.toy import tasks
+
+VERBOSE = max((p["style"] for p in tasks.PERSONAS.values()), key=len)
+
+
+def truth(category: str, prompt: str, response: str) -> float | None:
+    """The ground-truth quality of `response` in [0, 1], or None where the toy has no grader for the prompt."""
+    if category == "general":
+        item = tasks.parse_general(prompt)
+        return tasks.follow_score(item, response) if item else None
+    if category == "math":
+        m = re.fullmatch(r"What is (\d+) \+ (\d+)\?", prompt.strip())
+        return float(tasks.check(tasks.math_item((int(m[1]), int(m[2]))), response)) if m else None
+    if category == "chinese":
+        m = re.fullmatch(r"把 (\d+) 写成中文数字。", prompt.strip())
+        return float(tasks.check(tasks.chinese_item((int(m[1]),)), response)) if m else None
+    return None
+
+
+def pair_rows(run_dir: str | Path) -> pd.DataFrame:
+    """One row per DPO pair: category, same source or not, truth of chosen and rejected, lengths, styles."""
+    pairs = pd.read_parquet(Path(run_dir) / "04_pairs" / "dpo.parquet")
+    rows = []
+    for p in pairs.itertuples():
+        prompt, chosen, rejected = p.prompt[-1]["content"], p.chosen[-1]["content"], p.rejected[-1]["content"]
+        good, bad = truth(p.category, prompt, chosen), truth(p.category, prompt, rejected)
+        rows.append({"category": p.category, "same_source": p.source_model == p.rejected_source_model,
+                     "truth_gap": None if good is None or bad is None else good - bad,
+                     "chosen_chars": len(chosen), "rejected_chars": len(rejected),
+                     "chosen_verbose": chosen.startswith(VERBOSE), "rejected_verbose": rejected.startswith(VERBOSE)})
+    return pd.DataFrame(rows)
+
+
+def pair_audit(run_dir: str | Path) -> pd.DataFrame:
+    """Per category: pairs, % same-source, % whose chosen is truly better / equal / worse, mean lengths, % verbose
+    style among chosen and rejected."""
+    df = pair_rows(run_dir)
+    if df.empty:
+        return pd.DataFrame()
+    graded = df.dropna(subset=["truth_gap"])
+    out = df.groupby("category").agg(pairs=("category", "size"), same_source_pct=("same_source", "mean"),
+                                     chosen_chars=("chosen_chars", "mean"), rejected_chars=("rejected_chars", "mean"),
+                                     chosen_verbose_pct=("chosen_verbose", "mean"),
+                                     rejected_verbose_pct=("rejected_verbose", "mean"))
+    gaps = graded.groupby("category")["truth_gap"]
+    out["truly_better_pct"] = gaps.apply(lambda g: (g > 0).mean())
+    out["equal_pct"] = gaps.apply(lambda g: (g == 0).mean())
+    out["truly_worse_pct"] = gaps.apply(lambda g: (g < 0).mean())
+    pct = [c for c in out.columns if c.endswith("_pct")]
+    out[pct] = 100 * out[pct]
+    return out.round(1)
+
+
+def dpo_log(run_dir: str | Path) -> dict:
+    """The last held-out reward accuracy and margin 06 logged (and the last training ones)."""
+    path = Path(run_dir) / "06_dpo" / "log_history.json"
+    if not path.exists():
+        return {}
+    hist = read_json(path)
+    keys = ("eval_rewards/accuracies", "eval_rewards/margins", "rewards/accuracies", "rewards/margins")
+    return {k: next((r[k] for r in reversed(hist) if k in r), None) for k in keys}
+
+
+def sweep_audit(sweep_dir: str | Path) -> pd.DataFrame:
+    """pair_audit and dpo_log of every run under a sweep folder, mean over seeds per variant and category."""
+    frames = []
+    for pairs in sorted(Path(sweep_dir).glob("*/04_pairs/dpo.parquet")):
+        run = pairs.parents[1]
+        audit = pair_audit(run)
+        if audit.empty:
+            continue
+        variant = re.sub(r"-?seed\d+$", "", run.name) or "default"
+        frames.append(audit.reset_index().assign(variant=variant, **dpo_log(run)))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames).groupby(["variant", "category"]).mean(numeric_only=True).round(2)
