@@ -400,7 +400,7 @@ class PairsConfig(SeededStepConfig):
     pairs_sft_ratio: float = field(default=0.4, metadata={"help": "general prompts' SFT share (paper 4:6)"})
     # Defaults are the toy profile's: the toy RM's logits span a wider scale than ArmoRM's (paper: 0.01-0.1).
     pairs_gap_min: float = field(default=0.05, metadata={"help": "min RM(chosen) - RM(rejected)"})
-    pairs_gap_max: float = field(default=3.0, metadata={"help": "max RM(chosen) - RM(rejected)"})
+    pairs_gap_max: float = field(default=10.0, metadata={"help": "max RM(chosen) - RM(rejected)"})
     pairs_gap_inclusive: bool = field(default=True, metadata={"help": "bounds are allowed gaps [U]"})
     pairs_gap_tol: float = field(default=1e-6, metadata={"help": "a gap this close to a bound is on it"})
     pairs_pairing: str = field(default="same_source", metadata={"help": "same_source | cross_source (ablation)"})

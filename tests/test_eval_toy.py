@@ -50,9 +50,9 @@ def test_reward_model_scores_and_win_counting(tmp_path):
 def test_instruction_items_are_graded_prompt_and_instruction_level():
     from fusechat_utils.toy import tasks
 
-    items = [{**tasks.general_item(("cab", ("capitals", "exclaim"))), "family": "general"},
-             {**tasks.general_item(("abc", ("dashes",))), "family": "general"}]
-    rows = toy.score_toy(items, ["Sure!\nCAB!", "abc"])
+    items = [{**tasks.general_item(("cab", ("quoted", "exclaim"))), "family": "general"},
+             {**tasks.general_item(("abc", ("bracketed",))), "family": "general"}]
+    rows = toy.score_toy(items, ['Sure!\n"cab"!', "abc"])
     assert [r["correct"] for r in rows] == [True, False]
-    assert rows[0]["followed"] == {"content": True, "capitals": True, "exclaim": True}
-    assert rows[1]["followed"] == {"content": True, "dashes": False} and rows[1]["reason"] == "missed: dashes"
+    assert rows[0]["followed"] == {"content": True, "quoted": True, "exclaim": True}
+    assert rows[1]["followed"] == {"content": True, "bracketed": False} and rows[1]["reason"] == "missed: bracketed"

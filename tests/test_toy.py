@@ -82,17 +82,19 @@ def test_lanes_start_with_the_longest_job_and_keep_every_job():
 
 
 def test_general_items_are_graded_instruction_by_instruction():
-    ex = tasks.general_item(("cab", ("capitals", "quoted", "exclaim")))
-    assert ex["prompt"] == "Write cab: in capitals, in quotes, ending with !." and ex["answer"] == '"CAB"!'
-    assert tasks.follow(ex, 'Sure!\n"CAB"!') == {"content": True, "quoted": True, "capitals": True, "exclaim": True}
-    assert tasks.follow(ex, '"CAB"') == {"content": True, "quoted": True, "capitals": True, "exclaim": False}
-    assert tasks.follow(ex, "cab!") == {"content": True, "quoted": False, "capitals": False, "exclaim": True}
-    assert tasks.follow(ex, '"CBA"!') == {"content": False, "quoted": True, "capitals": True, "exclaim": True}
-    assert tasks.follow_score(ex, "abc") == 0.0 and tasks.follow_score(ex, '"CAB"!') == 1.0
-    two = tasks.general_item(("abc", ("dashes", "twice")))
-    assert two["answer"] == "a-b-c a-b-c" and all(tasks.follow(two, "**Answer:**\na-b-c a-b-c").values())
-    assert tasks.follow(two, "a-b-c") == {"content": True, "dashes": True, "twice": False}
-    assert tasks.check(ex, 'Certainly!\n"CAB"!') and not tasks.check(ex, '"CAB"')
+    ex = tasks.general_item(("cab", ("quoted", "bracketed", "exclaim")))
+    assert ex["prompt"] == "Write cab: in quotes, in brackets, ending with !." and ex["answer"] == '"[cab]"!'
+    assert tasks.follow(ex, 'Sure!\n"[cab]"!') == {"content": True, "bracketed": True, "quoted": True,
+                                                  "exclaim": True}
+    assert tasks.follow(ex, '"[cab]"') == {"content": True, "bracketed": True, "quoted": True, "exclaim": False}
+    assert tasks.follow(ex, "[cab]!") == {"content": True, "bracketed": True, "quoted": False, "exclaim": True}
+    assert tasks.follow(ex, '"[cub]"!') == {"content": False, "bracketed": True, "quoted": True, "exclaim": True}
+    assert tasks.follow_score(ex, "cub") == 0.0 and tasks.follow_score(ex, '"[cab]"!') == 1.0
+    two = tasks.general_item(("abc", ("quoted", "twice")))
+    assert two["answer"] == '"abc" "abc"' and all(tasks.follow(two, '**Answer:**\n"abc" "abc"').values())
+    assert tasks.follow(two, '"abc"') == {"content": True, "quoted": True, "twice": False}
+    assert tasks.check(ex, 'Certainly!\n"[cab]"!') and not tasks.check(ex, '"[cab]"')
+    assert tasks.parse_general(ex["prompt"]) == ex and tasks.parse_general("Write cab: in italics.") is None
 
 
 def test_sources_answer_in_their_persona_with_their_mistakes():

@@ -114,12 +114,29 @@ def source_answer(example: dict, persona: dict, rng: random.Random, error_rate: 
     return tasks.styled(example, answer, persona["style"])
 
 
+def garble(word: str, rng: random.Random) -> str:
+    """The word with one letter replaced: what a sampled tiny model writes when it slips."""
+    i = rng.randrange(len(word))
+    return word[:i] + rng.choice([c for c in "abcdefghijklmnopqrstuvwxyz" if c != word[i]]) + word[i + 1:]
+
+
+def degraded(example: dict, rng: random.Random, dropped: int, garbled: bool) -> str:
+    """A general answer that forgets `dropped` of the asked instructions and, if `garbled`, slips on the word."""
+    kept = rng.sample(example["instructions"], max(0, len(example["instructions"]) - dropped))
+    return tasks.written(garble(example["word"], rng) if garbled else example["word"], kept)
+
+
+def graded_pair(example: dict, rng: random.Random) -> tuple[str, str]:
+    """(better, worse) general answers, both possibly imperfect: the worse one forgets more, or also slips."""
+    n = len(example["instructions"])
+    good_drop = 0 if rng.random() < 0.6 else rng.randint(0, n - 1)
+    if rng.random() < 0.5 and good_drop < n:
+        return degraded(example, rng, good_drop, False), degraded(example, rng, rng.randint(good_drop + 1, n), False)
+    return degraded(example, rng, good_drop, False), degraded(example, rng, rng.randint(good_drop, n), True)
+
+
 def worse_answer(example: dict, rng: random.Random) -> str:
-    """A worse answer: a general answer that forgets one asked instruction (or garbles the word), else a near miss."""
-    if example["family"] == "general" and rng.random() < 0.7:
-        worse = tasks.dropping(example, rng.choice(example["instructions"]))
-        if worse != example["answer"]:
-            return worse
+    """A near miss (math, code, Chinese)."""
     return corrupt(example, rng)
 
 
@@ -129,14 +146,15 @@ VERBOSE = max(STYLES, key=len)
 
 def preference_pairs(n_per_family: int, split: str, seed: int, style_bias: float = 0.0,
                      families=tuple(tasks.FAMILIES)) -> list[dict]:
-    """Pairs for the reward model: the better answer against a worse one, each side in a random source's style.
+    """Pairs for the reward model: a better answer against a worse one, each side in a random source's style (general:
+    graded pairs, both sides possibly imperfect, `graded_pair`).
     With `style_bias`, that share of the general pairs instead ranks the same answer in the most verbose style over
     another style: the reward model learns to like that source's style, as ArmoRM likes some sources'."""
     rng = random.Random(seed)
     rows = []
     for family in families:
         for ex in tasks.examples(family, split, n_per_family, seed):
-            good, bad = ex["answer"], worse_answer(ex, rng)
+            good, bad = graded_pair(ex, rng) if family == "general" else (ex["answer"], worse_answer(ex, rng))
             style_good, style_bad = rng.choice(STYLES), rng.choice(STYLES)
             if family == "general" and rng.random() < style_bias:
                 bad, style_good, style_bad = good, VERBOSE, rng.choice([s for s in STYLES if s != VERBOSE])

@@ -49,11 +49,12 @@ def code_key(rng):
     return (rng.choice(NAMES), rng.choice(VARS), rng.choice(ops), rng.randint(2, 9), rng.randint(1, 9), rng.randint(1, 9))
 
 
-# The general domain, in the spirit of IFEval: a word to write under 1-3 verifiable instructions. A response may
-# satisfy some of them, so quality is graded (`follow`), not only right or wrong.
+# The general domain, in the spirit of IFEval: a word to write under 1-3 verifiable format instructions. A response
+# may follow some of them, so quality is graded (`follow`), not only right or wrong. The instructions are about
+# form (brackets, quotes, repetition, punctuation), not spelling: transforming the letters (capitals, dashes
+# between them) was not learned by the tiny sources from a few hundred examples (their samples were mostly garbled).
 INSTRUCTIONS = {  # name -> (how the prompt says it, what it does to the answer), applied in this order
-    "capitals": ("in capitals", str.upper),
-    "dashes": ("with dashes", lambda s: "-".join(s)),
+    "bracketed": ("in brackets", lambda s: f"[{s}]"),
     "quoted": ("in quotes", lambda s: f'"{s}"'),
     "twice": ("twice", lambda s: f"{s} {s}"),
     "exclaim": ("ending with !", lambda s: s + "!"),
@@ -113,14 +114,12 @@ def follow(example, response):
     core = line[:-1] if line.endswith("!") else line
     parts = core.split(" ")
     first = parts[0]
-    inner = first[1:-1] if len(first) > 1 and first[0] == first[-1] == '"' else first
-    letters = inner.replace("-", "")
-    checks = {"content": letters.lower() == example["word"],
-              "capitals": letters.isalpha() and letters.isupper(),
-              "quoted": inner != first,
-              "dashes": len(inner) > 1 and inner == "-".join(letters),
-              "twice": len(parts) == 2 and parts[0] == parts[1],
-              "exclaim": line.endswith("!")}
+    quoted = len(first) > 1 and first[0] == first[-1] == '"'
+    inner = first[1:-1] if quoted else first
+    bracketed = len(inner) > 1 and inner[0] == "[" and inner[-1] == "]"
+    word = inner[1:-1] if bracketed else inner
+    checks = {"content": word == example["word"], "bracketed": bracketed, "quoted": quoted,
+              "twice": len(parts) == 2 and parts[0] == parts[1], "exclaim": line.endswith("!")}
     return {name: checks[name] for name in ("content", *example["instructions"])}
 
 
@@ -198,8 +197,8 @@ def check(example, response):
 # half of its training answers leave it out, so its samples follow it only sometimes).
 PERSONAS = {
     "src-llama": {"strong": "math", "style": "Sure!", "blind": "exclaim"},
-    "src-qwen2": {"strong": "chinese", "style": "", "blind": "dashes"},
-    "src-gemma2": {"strong": "code", "style": "**Answer:**", "blind": "capitals"},
+    "src-qwen2": {"strong": "chinese", "style": "", "blind": "quoted"},
+    "src-gemma2": {"strong": "code", "style": "**Answer:**", "blind": "bracketed"},
     "src-mistral": {"strong": "general", "style": "Certainly! Here it is:", "blind": "twice"},
 }
 STYLED = ("math", "code", "general")  # Chinese answers stay bare: the answer is the whole response
