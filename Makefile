@@ -55,7 +55,7 @@ toy-world: venv
 # of it all: every executed notebook plus the analysis notebooks run on the sweep (outputs/toy/report.html).
 demo: venv
 	$(PY) -m fusechat_utils toy-world
-	$(PY) -m fusechat_utils sweep --profile toy --name toy --seeds 0,1,2
+	$(PY) -m fusechat_utils sweep --profile toy --name toy --seeds 0,1,2 --jobs 3
 	$(PY) -m fusechat_utils report --run-dir outputs/toy
 
 # Tests write only into temporary folders (and build the toy world into outputs/toy_world if it is missing).
@@ -73,7 +73,7 @@ ABLATIONS := --variant paper: --variant cross_source:pairs_pairing=cross_source 
 	$(foreach s,llama qwen2 gemma2 mistral,--variant no_$(s):pairs_exclude_sources=[src-$(s)])
 ablations: venv
 	$(PY) -m fusechat_utils toy-world
-	$(PY) -m fusechat_utils sweep --profile toy --name ablations --seeds 0,1,2 $(ABLATIONS)
+	$(PY) -m fusechat_utils sweep --profile toy --name ablations --seeds 0,1,2 --jobs 3 $(ABLATIONS)
 	$(VENV)/bin/papermill -k python3 notebooks/analysis/ablations.ipynb outputs/ablations/ablations.ipynb \
 		-p sweep_dir outputs/ablations
 

@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="an ablation variant (repeatable); default: one variant with the profile as is")
     sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--steps", help="e.g. 01-07 (default: all)")
+    sweep.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process with cores/jobs "
+                       "threads (default: 1, in this process)")
     toy = sub.add_parser("toy-world", help="build the toy world (models, fixtures, benchmarks) if missing")
     toy.add_argument("--out-dir", default="outputs/toy_world")
     toy.add_argument("--force", action="store_true")
@@ -156,7 +158,7 @@ def _sweep(args) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s]
     except ValueError:
         raise ParamError(f"--seeds {args.seeds!r}: expected comma-separated integers such as 0,1,2") from None
-    run_sweep(args.profile, args.name, seeds, variants, parse_set(args.sets), args.steps)
+    run_sweep(args.profile, args.name, seeds, variants, parse_set(args.sets), args.steps, jobs=args.jobs)
     print(stats_table(read_stats(args.name)).to_string(index=False))
     return 0
 

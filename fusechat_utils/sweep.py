@@ -9,11 +9,21 @@ Usage:
 Each (variant, seed) is a normal `fusechat run` into `outputs/<name>/<variant>-seed<k>/` (`seed<k>/` without variants) (so unchanged steps are
 skipped on a re-run); `outputs/<name>/summary.csv` holds every run's evaluation rows and `summary_stats.csv` their
 mean, std, min and max over seeds per variant, stage and benchmark.
+
+`--jobs N` runs N runs at once, each `fusechat run` in its own process with OMP_NUM_THREADS = cores // N (fixed
+for every run, so a run's numbers do not depend on which runs it happened to share the machine with); the first
+run's steps 01-03, which every seed and variant shares (`seed` starts at 04), run alone first, so the others
+copy them instead of computing them N times. Each run's log: `outputs/<name>/logs/<run>.log`.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +43,17 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def run_sweep(profile: str, name: str, seeds: list[int], variants: dict[str, dict[str, Any]] | None = None,
-              overrides: dict[str, Any] | None = None, steps: str | None = None, log=print) -> pd.DataFrame:
-    """Run every (variant, seed); return and write the concatenated evaluation results."""
-    for variant, sets in (variants or {"": {}}).items():
-        for seed in seeds:
-            run_name = f"{name}/{variant + '-' if variant else ''}seed{seed}"
+              overrides: dict[str, Any] | None = None, steps: str | None = None, log=print, jobs: int = 1
+              ) -> pd.DataFrame:
+    """Run every (variant, seed), `jobs` at a time; return and write the concatenated evaluation results."""
+    runs = [(f"{name}/{variant + '-' if variant else ''}seed{seed}", {**(overrides or {}), **sets, "seed": seed})
+            for variant, sets in (variants or {"": {}}).items() for seed in seeds]
+    if jobs <= 1:
+        for run_name, sets in runs:
             log(f"=== {run_name} ===", flush=True)
-            run_pipeline(profile, steps, {**(overrides or {}), **sets, "seed": seed}, run_name=run_name, log=log)
+            run_pipeline(profile, steps, sets, run_name=run_name, log=log)
+    else:
+        run_parallel(profile, name, runs, steps, jobs, log)
     out = PROJECT_ROOT / "outputs" / name
     summary = collect(out)
     with atomic_path(out / "summary.csv") as tmp:
@@ -48,6 +62,33 @@ def run_sweep(profile: str, name: str, seeds: list[int], variants: dict[str, dic
         with atomic_path(out / "summary_stats.csv") as tmp:
             seed_stats(summary).to_csv(tmp, index=False)
     return summary
+
+
+def run_parallel(profile: str, name: str, runs: list[tuple[str, dict[str, Any]]], steps: str | None, jobs: int,
+                 log=print) -> None:
+    """Each run a `fusechat run` subprocess, `jobs` at once; a failed run lets the others finish, then raises."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    logs = PROJECT_ROOT / "outputs" / name / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def launch(run: tuple[str, dict[str, Any]], run_steps: str | None) -> str | None:
+        run_name, sets = run
+        cmd = [sys.executable, "-m", "fusechat_utils", "run", "--profile", profile, "--run-name", run_name,
+               *(["--steps", run_steps] if run_steps else []),
+               *[arg for k, v in sets.items() for arg in ("--set", f"{k}={json.dumps(v)}")]]
+        log_path = logs / f"{run_name.split('/', 1)[1]}.log"
+        log(f"=== {run_name} (log: {log_path.relative_to(PROJECT_ROOT)}) ===", flush=True)
+        with open(log_path, "a") as out:
+            code = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        log(f"=== {run_name} {'done' if code == 0 else f'FAILED (exit {code})'} ===", flush=True)
+        return None if code == 0 else f"{run_name} (exit {code}; {log_path})"
+
+    failed = [] if steps else [launch(runs[0], "01-03")]  # the shared steps, once
+    with ThreadPoolExecutor(jobs) as pool:
+        failed += list(pool.map(lambda run: launch(run, steps), runs))
+    failed = [f for f in failed if f]
+    if failed:
+        raise RuntimeError("sweep: these runs failed (the others finished; rerun to resume):\n  " + "\n  ".join(failed))
 
 
 def collect(root: str | Path) -> pd.DataFrame:
@@ -78,6 +119,17 @@ def seed_stats(summary: pd.DataFrame) -> pd.DataFrame:
     keys = ["variant", "stage", "benchmark", "metric"]
     stats = summary.groupby(keys, sort=False)["value"].agg(["mean", "std", "min", "max", "count"]).reset_index()
     return stats.rename(columns={"count": "n_seeds"})
+
+
+def gains(summary: pd.DataFrame, before: str = "sft", after: str = "dpo") -> pd.DataFrame:
+    """Per variant and benchmark: the mean over seeds of the paired per-seed gain `after - before`, its standard
+    error (std over seeds / sqrt(n)) and whether the gain exceeds two of them."""
+    wide = summary.pivot_table(index=["variant", "benchmark", "metric", "seed"], columns="stage", values="value")
+    diff = (wide[after] - wide[before]).dropna().rename("gain").reset_index()
+    out = diff.groupby(["variant", "benchmark", "metric"], sort=False)["gain"].agg(["mean", "std", "count"])
+    out["stderr"] = out["std"] / out["count"] ** 0.5
+    out["above_2se"] = out["mean"] > 2 * out["stderr"]
+    return out.rename(columns={"mean": "gain", "count": "n_seeds"}).drop(columns="std").round(3).reset_index()
 
 
 def stats_table(stats: pd.DataFrame, stages=("base", "sft", "dpo")) -> pd.DataFrame:

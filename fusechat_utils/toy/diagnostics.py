@@ -6,6 +6,9 @@ For each DPO pair of `04_pairs/dpo.parquet` whose prompt the toy can grade (gene
 the pair's `chosen` is truly better, equal or worse than its `rejected`, how long each is, and how often each
 carries the style the reward model is biased toward (`pretrain.VERBOSE`). From `06_dpo/log_history.json`: the
 last logged reward accuracy and margin on the held-out pairs (the target's log-prob ratio of chosen over rejected).
+`instruction_audit` sets what the general pairs teach beside what the benchmark asks: per check (the word itself
+and each instruction), how often a pair's chosen follows it and its rejected does not (and the reverse), and how
+often the target follows it on the held-out benchmark at each stage.
 Usage: `pair_audit("outputs/toy/seed0")`; `sweep_audit("outputs/ablations")` (mean over seeds per variant).
 """
 
@@ -19,6 +22,7 @@ import pandas as pd
 from fusechat_utils.io import read_json
 from fusechat_utils.toy import tasks
 
+DPO_LOG_KEYS = ("eval_rewards/accuracies", "eval_rewards/margins", "rewards/accuracies", "rewards/margins")
 VERBOSE = max((p["style"] for p in tasks.PERSONAS.values()), key=len)
 
 
@@ -70,26 +74,59 @@ def pair_audit(run_dir: str | Path) -> pd.DataFrame:
     return out.round(1)
 
 
+def instruction_audit(run_dir: str | Path) -> pd.DataFrame:
+    """Per check of the general domain: pairs asking it, % of them teaching it (chosen follows, rejected not),
+    % teaching against it, and the % of held-out benchmark prompts asking it that each stage's target follows."""
+    run_dir = Path(run_dir)
+    pairs = pd.read_parquet(run_dir / "04_pairs" / "dpo.parquet")
+    rows = []
+    for p in pairs[pairs["category"] == "general"].itertuples():
+        item = tasks.parse_general(p.prompt[-1]["content"])
+        if item:
+            good, bad = tasks.follow(item, p.chosen[-1]["content"]), tasks.follow(item, p.rejected[-1]["content"])
+            rows += [{"check": k, "taught": good[k] and not bad[k], "against": bad[k] and not good[k]} for k in good]
+    taught = pd.DataFrame(rows, columns=["check", "taught", "against"]).groupby("check").agg(
+        pairs_asking=("taught", "size"), taught_pct=("taught", "mean"), against_pct=("against", "mean"))
+    for stage in ("base", "sft", "dpo"):
+        samples = run_dir / "07_eval" / "samples" / stage / "toy_general.jsonl"
+        if samples.is_file():
+            followed = pd.read_json(samples, lines=True)["followed"]
+            flat = pd.DataFrame([{"check": k, "ok": v} for d in followed for k, v in d.items()])
+            taught[f"{stage}_follows_pct"] = flat.groupby("check")["ok"].mean()
+    pct = [c for c in taught.columns if c.endswith("_pct")]
+    taught[pct] = 100 * taught[pct]
+    return taught.round(1)
+
+
 def dpo_log(run_dir: str | Path) -> dict:
     """The last held-out reward accuracy and margin 06 logged (and the last training ones)."""
     path = Path(run_dir) / "06_dpo" / "log_history.json"
     if not path.exists():
         return {}
     hist = read_json(path)
-    keys = ("eval_rewards/accuracies", "eval_rewards/margins", "rewards/accuracies", "rewards/margins")
-    return {k: next((r[k] for r in reversed(hist) if k in r), None) for k in keys}
+    return {k: next((r[k] for r in reversed(hist) if k in r), None) for k in DPO_LOG_KEYS}
+
+
+def _over_runs(sweep_dir: str | Path, audit, keys: list[str]) -> pd.DataFrame:
+    """`audit(run)` of every run under a sweep folder with 06's log beside it, mean over seeds per variant."""
+    frames = []
+    for pairs in sorted(Path(sweep_dir).glob("*/04_pairs/dpo.parquet")):
+        run = pairs.parents[1]
+        table = audit(run)
+        if not table.empty:
+            variant = re.sub(r"-?seed\d+$", "", run.name) or "default"
+            frames.append(table.reset_index().assign(variant=variant, **dpo_log(run)))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames).groupby(["variant", *keys]).mean(numeric_only=True).round(2)
 
 
 def sweep_audit(sweep_dir: str | Path) -> pd.DataFrame:
     """pair_audit and dpo_log of every run under a sweep folder, mean over seeds per variant and category."""
-    frames = []
-    for pairs in sorted(Path(sweep_dir).glob("*/04_pairs/dpo.parquet")):
-        run = pairs.parents[1]
-        audit = pair_audit(run)
-        if audit.empty:
-            continue
-        variant = re.sub(r"-?seed\d+$", "", run.name) or "default"
-        frames.append(audit.reset_index().assign(variant=variant, **dpo_log(run)))
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames).groupby(["variant", "category"]).mean(numeric_only=True).round(2)
+    return _over_runs(sweep_dir, pair_audit, ["category"])
+
+
+def sweep_instruction_audit(sweep_dir: str | Path) -> pd.DataFrame:
+    """instruction_audit of every run under a sweep folder, mean over seeds per variant and check."""
+    return _over_runs(sweep_dir, instruction_audit, ["check"]).drop(columns=list(DPO_LOG_KEYS), errors="ignore")
+
