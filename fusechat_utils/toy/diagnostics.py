@@ -40,6 +40,29 @@ def truth(category: str, prompt: str, response: str) -> float | None:
     return None
 
 
+def source_table(run_dir: str | Path) -> pd.DataFrame:
+    """Per source and category, over the responses 02 sampled (the paper's settings per source) and 03 scored: the
+    ground-truth accuracy (math: the verified answer; code: tests passed; general: instruction-level score;
+    Chinese: exact), the mean reward, the mean length and the share carrying the source's style line."""
+    scored = pd.read_parquet(Path(run_dir) / "03_scoring" / "scored.parquet")
+    styles = {name: p["style"] for name, p in tasks.PERSONAS.items()}
+    rows = []
+    for r in scored.itertuples():
+        if r.category == "code":
+            right = None if r.tests_passed is None else float(r.tests_passed)
+        else:
+            right = truth(r.category, r.prompt[-1]["content"] if not isinstance(r.prompt, str) else r.prompt,
+                          r.response)
+        style = styles.get(r.source_model)
+        rows.append({"source": r.source_model, "category": r.category, "accuracy": right, "rm_score": r.rm_score,
+                     "chars": len(r.response or ""), "styled": bool(style) and style in (r.response or "")})
+    out = pd.DataFrame(rows).groupby(["source", "category"]).agg(
+        samples=("chars", "size"), accuracy_pct=("accuracy", "mean"), rm_score=("rm_score", "mean"),
+        chars=("chars", "mean"), styled_pct=("styled", "mean"))
+    out[["accuracy_pct", "styled_pct"]] *= 100
+    return out.round(2)
+
+
 def pair_rows(run_dir: str | Path) -> pd.DataFrame:
     """One row per DPO pair: category, same source or not, truth of chosen and rejected, lengths, styles."""
     pairs = pd.read_parquet(Path(run_dir) / "04_pairs" / "dpo.parquet")
@@ -87,15 +110,36 @@ def instruction_audit(run_dir: str | Path) -> pd.DataFrame:
             rows += [{"check": k, "taught": good[k] and not bad[k], "against": bad[k] and not good[k]} for k in good]
     taught = pd.DataFrame(rows, columns=["check", "taught", "against"]).groupby("check").agg(
         pairs_asking=("taught", "size"), taught_pct=("taught", "mean"), against_pct=("against", "mean"))
-    for stage in ("base", "sft", "dpo"):
-        samples = run_dir / "07_eval" / "samples" / stage / "toy_general.jsonl"
-        if samples.is_file():
-            followed = pd.read_json(samples, lines=True)["followed"]
-            flat = pd.DataFrame([{"check": k, "ok": v} for d in followed for k, v in d.items()])
-            taught[f"{stage}_follows_pct"] = flat.groupby("check")["ok"].mean()
+    for stage, samples in _general_samples(run_dir):
+        flat = pd.DataFrame([{"check": k, "ok": v} for d in samples["followed"] for k, v in d.items()])
+        taught[f"{stage}_follows_pct"] = flat.groupby("check")["ok"].mean()
     pct = [c for c in taught.columns if c.endswith("_pct")]
     taught[pct] = 100 * taught[pct]
     return taught.round(1)
+
+
+def _general_samples(run_dir: Path):
+    for stage in ("base", "sft", "dpo"):
+        path = run_dir / "07_eval" / "samples" / stage / "toy_general.jsonl"
+        if path.is_file():
+            yield stage, pd.read_json(path, lines=True)
+
+
+def answer_shapes(run_dir: str | Path) -> pd.DataFrame:
+    """Per stage, the target's held-out answers on general prompts: % of "twice" prompts answered with one copy /
+    two / more (a wrong word still counts as a copy), and % of answers opening with each source's style line."""
+    rows = []
+    for stage, samples in _general_samples(Path(run_dir)):
+        twice = samples[samples["followed"].apply(lambda f: "twice" in f)]["response"]
+        parts = twice.apply(lambda r: len(tasks.answer_line(r).rstrip("!").split(" ")))
+        first = samples["response"].fillna("").str.split("\n").str[0]
+        rows.append({"stage": stage, "twice_one_copy_pct": (parts == 1).mean(),
+                     "twice_two_copies_pct": (parts == 2).mean(),
+                     "twice_more_pct": (parts > 2).mean(),
+                     **{f"style_{name}_pct": (first == p["style"]).mean() for name, p in tasks.PERSONAS.items()
+                        if p["style"]}})
+    out = pd.DataFrame(rows).set_index("stage")
+    return (100 * out).round(1)
 
 
 def dpo_log(run_dir: str | Path) -> dict:
@@ -118,12 +162,17 @@ def _over_runs(sweep_dir: str | Path, audit, keys: list[str]) -> pd.DataFrame:
             frames.append(table.reset_index().assign(variant=variant, **dpo_log(run)))
     if not frames:
         return pd.DataFrame()
-    return pd.concat(frames).groupby(["variant", *keys]).mean(numeric_only=True).round(2)
+    return pd.concat(frames).groupby(["variant", *keys], sort=False).mean(numeric_only=True).round(2)
 
 
 def sweep_audit(sweep_dir: str | Path) -> pd.DataFrame:
     """pair_audit and dpo_log of every run under a sweep folder, mean over seeds per variant and category."""
     return _over_runs(sweep_dir, pair_audit, ["category"])
+
+
+def sweep_answer_shapes(sweep_dir: str | Path) -> pd.DataFrame:
+    """answer_shapes of every run under a sweep folder, mean over seeds per variant and stage."""
+    return _over_runs(sweep_dir, answer_shapes, ["stage"]).drop(columns=list(DPO_LOG_KEYS), errors="ignore")
 
 
 def sweep_instruction_audit(sweep_dir: str | Path) -> pd.DataFrame:
