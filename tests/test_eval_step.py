@@ -34,7 +34,8 @@ def test_base_and_sft_are_evaluated_dpo_is_skipped_with_a_note(world):
     saved = pd.read_csv(run_dir / "07_eval" / "results.csv")
     assert list(saved.columns) == RESULT_COLUMNS
     assert set(saved.stage) == {"base", "sft"}
-    expected = {"toy_math", "toy_code", "toy_general", "toy_chinese", "HumanEval"}
+    toy = {"toy_math", "toy_code", "toy_general", "toy_chinese"}
+    expected = toy | {f"{b}_length" for b in toy} | {"HumanEval"}  # each toy benchmark's mean response length too
     assert set(saved[saved.stage == "base"].benchmark) == expected
     assert set(saved[saved.stage == "sft"].benchmark) == expected | {"toy_if_winrate"}
     # The sft model is a copy of the base: greedy outputs are identical, so every comparison is a tie.
