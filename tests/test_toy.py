@@ -131,7 +131,7 @@ def test_reward_pairs_rank_by_the_grader_except_the_style_bias():
         chosen, rejected = p["chosen"][0]["content"], p["rejected"][0]["content"]
         if tasks.answer_line(chosen) == tasks.answer_line(rejected):
             style_only += 1
-            assert chosen.startswith(pretrain.VERBOSE) and not rejected.startswith(pretrain.VERBOSE)
+            assert chosen.startswith(tasks.VERBOSE) and not rejected.startswith(tasks.VERBOSE)
         else:
             gaps.append(tasks.follow_score(ex, chosen) - tasks.follow_score(ex, rejected))
     assert 0.1 < style_only / len(pairs) < 0.3 and min(gaps) > 0

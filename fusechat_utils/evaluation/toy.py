@@ -48,15 +48,20 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", (text or "").strip().lower()).rstrip(".!。！ ")
 
 
-def score_item(item: dict, response: str) -> tuple[bool, str]:
-    """Math, general and Chinese items; code items are run in a batch by `score_toy`."""
+def graded_per_instruction(item: dict) -> bool:
+    return item["category"] == "general" and item.get("instructions") is not None
+
+
+def score_item(item: dict, response: str, followed: dict | None = None) -> tuple[bool, str]:
+    """Math, general and Chinese items; code items are run in a batch by `score_toy`. `followed`: a general item's
+    `tasks.follow` verdicts when the caller has them already."""
     if item["category"] == "math":
         gold = item.get("gold") if item.get("gold") is not None else item.get("answer")
         ok = check_math(response, str(gold))
         return ok, "correct" if ok else "wrong_answer"
-    if item["category"] == "general" and item.get("instructions") is not None:
-        followed = tasks.follow(item, response)
-        ok = tasks.answer_line(response) == item["answer"]
+    if graded_per_instruction(item):
+        followed = tasks.follow(item, response) if followed is None else followed
+        ok = tasks.check(item, response)
         return ok, "match" if ok else "missed: " + ",".join(k for k, v in followed.items() if not v)
     ok = normalize(response) == normalize(str(item.get("answer", "")))
     return ok, "match" if ok else "no_match"
@@ -75,12 +80,13 @@ def score_toy(items: list[dict], responses: list[str], timeout_s: float = 10.0, 
         verdicts[i] = (bool(result.passed), str(result.reason))
     rows = []
     for n, (item, response) in enumerate(zip(items, responses)):
+        followed = tasks.follow(item, response) if graded_per_instruction(item) else None
         if verdicts[n] is None:
-            verdicts[n] = (False, "no_tests") if item["category"] == "code" else score_item(item, response)
+            verdicts[n] = (False, "no_tests") if item["category"] == "code" else score_item(item, response, followed)
         ok, reason = verdicts[n]
         row = {"benchmark": f"toy_{item['category']}", "family": item["family"], "prompt": item["prompt"],
                "response": response, "correct": ok, "reason": reason}
-        if item["category"] == "general" and item.get("instructions") is not None:
-            row["followed"] = tasks.follow(item, response)
+        if followed is not None:
+            row["followed"] = followed
         rows.append(row)
     return rows

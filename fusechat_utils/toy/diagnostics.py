@@ -4,7 +4,7 @@ what 06 logged about them.
 For each DPO pair of `04_pairs/dpo.parquet` whose prompt the toy can grade (general: instruction-level score,
 `tasks.follow_score`; math: the boxed answer against the gold; Chinese: the exact answer), the audit says whether
 the pair's `chosen` is truly better, equal or worse than its `rejected`, how long each is, and how often each
-carries the style the reward model is biased toward (`pretrain.VERBOSE`). From `06_dpo/log_history.json`: the
+carries the style the reward model is biased toward (`tasks.VERBOSE`). From `06_dpo/log_history.json`: the
 last logged reward accuracy and margin on the held-out pairs (the target's log-prob ratio of chosen over rejected).
 `instruction_audit` sets what the general pairs teach beside what the benchmark asks: per check (the word itself
 and each instruction), how often a pair's chosen follows it and its rejected does not (and the reverse), and how
@@ -23,21 +23,14 @@ from fusechat_utils.io import read_json
 from fusechat_utils.toy import tasks
 
 DPO_LOG_KEYS = ("eval_rewards/accuracies", "eval_rewards/margins", "rewards/accuracies", "rewards/margins")
-VERBOSE = max((p["style"] for p in tasks.PERSONAS.values()), key=len)
 
 
 def truth(category: str, prompt: str, response: str) -> float | None:
     """The ground-truth quality of `response` in [0, 1], or None where the toy has no grader for the prompt."""
-    if category == "general":
-        item = tasks.parse_general(prompt)
-        return tasks.follow_score(item, response) if item else None
-    if category == "math":
-        m = re.fullmatch(r"What is (\d+) \+ (\d+)\?", prompt.strip())
-        return float(tasks.check(tasks.math_item((int(m[1]), int(m[2]))), response)) if m else None
-    if category == "chinese":
-        m = re.fullmatch(r"把 (\d+) 写成中文数字。", prompt.strip())
-        return float(tasks.check(tasks.chinese_item((int(m[1]),)), response)) if m else None
-    return None
+    item = tasks.parse_item(category, prompt)
+    if item is None:
+        return None
+    return tasks.follow_score(item, response) if category == "general" else float(tasks.check(item, response))
 
 
 def source_table(run_dir: str | Path) -> pd.DataFrame:
@@ -73,7 +66,8 @@ def pair_rows(run_dir: str | Path) -> pd.DataFrame:
         rows.append({"category": p.category, "same_source": p.source_model == p.rejected_source_model,
                      "truth_gap": None if good is None or bad is None else good - bad,
                      "chosen_chars": len(chosen), "rejected_chars": len(rejected),
-                     "chosen_verbose": chosen.startswith(VERBOSE), "rejected_verbose": rejected.startswith(VERBOSE)})
+                     "chosen_verbose": chosen.startswith(tasks.VERBOSE),
+                     "rejected_verbose": rejected.startswith(tasks.VERBOSE)})
     return pd.DataFrame(rows)
 
 

@@ -140,10 +140,6 @@ def worse_answer(example: dict, rng: random.Random) -> str:
     return corrupt(example, rng)
 
 
-STYLES = [p["style"] for p in tasks.PERSONAS.values()]
-VERBOSE = max(STYLES, key=len)
-
-
 def preference_pairs(n_per_family: int, split: str, seed: int, style_bias: float = 0.0,
                      families=tuple(tasks.FAMILIES)) -> list[dict]:
     """Pairs for the reward model: a better answer against a worse one, each side in a random source's style (general:
@@ -155,9 +151,10 @@ def preference_pairs(n_per_family: int, split: str, seed: int, style_bias: float
     for family in families:
         for ex in tasks.examples(family, split, n_per_family, seed):
             good, bad = graded_pair(ex, rng) if family == "general" else (ex["answer"], worse_answer(ex, rng))
-            style_good, style_bad = rng.choice(STYLES), rng.choice(STYLES)
+            style_good, style_bad = rng.choice(tasks.STYLES), rng.choice(tasks.STYLES)
             if family == "general" and rng.random() < style_bias:
-                bad, style_good, style_bad = good, VERBOSE, rng.choice([s for s in STYLES if s != VERBOSE])
+                others = [s for s in tasks.STYLES if s != tasks.VERBOSE]
+                bad, style_good, style_bad = good, tasks.VERBOSE, rng.choice(others)
             rows.append({"prompt": [{"role": "user", "content": ex["prompt"]}],
                          "chosen": [{"role": "assistant", "content": tasks.styled(ex, good, style_good)}],
                          "rejected": [{"role": "assistant", "content": tasks.styled(ex, bad, style_bad)}]})
@@ -168,9 +165,9 @@ def style_pairs(n: int, seed: int) -> list[dict]:
     """Held-out general pairs that differ in style only: the verbose style as `chosen`, another as `rejected`."""
     rng = random.Random(seed)
     return [{"prompt": [{"role": "user", "content": ex["prompt"]}],
-             "chosen": [{"role": "assistant", "content": tasks.styled(ex, ex["answer"], VERBOSE)}],
+             "chosen": [{"role": "assistant", "content": tasks.styled(ex, ex["answer"], tasks.VERBOSE)}],
              "rejected": [{"role": "assistant", "content": tasks.styled(
-                 ex, ex["answer"], rng.choice([s for s in STYLES if s != VERBOSE]))}]}
+                 ex, ex["answer"], rng.choice([s for s in tasks.STYLES if s != tasks.VERBOSE]))}]}
             for ex in tasks.examples("general", "heldout", n, seed)]
 
 

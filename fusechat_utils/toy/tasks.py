@@ -100,6 +100,20 @@ def parse_general(prompt):
     return general_item((m[1], tuple(asked)))
 
 
+def parse_item(category, prompt):
+    """The item behind a math, Chinese or general prompt (the grader's ground truth), or None when the toy has no
+    such item (code prompts, or a prompt not in the toy's format)."""
+    if category == "general":
+        return parse_general(prompt)
+    if category == "math":
+        m = re.fullmatch(r"What is (\d+) \+ (\d+)\?", prompt.strip())
+        return math_item((int(m[1]), int(m[2]))) if m else None
+    if category == "chinese":
+        m = re.fullmatch(r"把 (\d+) 写成中文数字。", prompt.strip())
+        return chinese_item((int(m[1]),)) if m else None
+    return None
+
+
 def answer_line(response):
     """The last non-empty line: a source's style line (a preamble) before it is not graded, as IFEval's loose mode
     drops a response's first line."""
@@ -201,6 +215,8 @@ PERSONAS = {
     "src-gemma2": {"strong": "code", "style": "**Answer:**", "blind": "bracketed"},
     "src-mistral": {"strong": "general", "style": "Certainly! Here it is:", "blind": "twice"},
 }
+STYLES = [persona["style"] for persona in PERSONAS.values()]
+VERBOSE = max(STYLES, key=len)  # the style the reward model is trained to favour (pretrain.preference_pairs)
 STYLED = ("math", "code", "general")  # Chinese answers stay bare: the answer is the whole response
 
 
