@@ -91,6 +91,13 @@ def run_parallel(profile: str, name: str, runs: list[tuple[str, dict[str, Any]]]
         raise RuntimeError("sweep: these runs failed (the others finished; rerun to resume):\n  " + "\n  ".join(failed))
 
 
+def run_variant(run_name: str) -> tuple[str, int | None]:
+    """A sweep run's folder name -> (variant, seed): `<variant>-seed<k>`, `seed<k>` (variant 'default'); any other
+    name is its own variant, seed unknown."""
+    match = re.fullmatch(r"(?:(?P<variant>.+)-)?seed(?P<seed>\d+)", run_name)
+    return (match["variant"] or "default", int(match["seed"])) if match else (run_name, None)
+
+
 def collect(root: str | Path) -> pd.DataFrame:
     """Every run's evaluation rows under `root` (a sweep folder or a single run), tagged with variant and seed.
 
@@ -104,10 +111,8 @@ def collect(root: str | Path) -> pd.DataFrame:
     frames = []
     for results in sorted(root.glob("**/07_eval/results.csv")):
         run = results.parent.parent
-        match = re.fullmatch(r"(?:(?P<variant>.+)-)?seed(?P<seed>\d+)", run.name)
-        if match:
-            variant, seed = match["variant"] or "default", int(match["seed"])
-        else:
+        variant, seed = run_variant(run.name)
+        if seed is None:
             manifest = results.parent / "manifest.json"
             variant, seed = run.name, read_json(manifest)["params"]["seed"] if manifest.is_file() else float("nan")
         frames.append(pd.read_csv(results).assign(variant=variant, seed=seed))

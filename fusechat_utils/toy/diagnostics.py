@@ -14,12 +14,12 @@ Usage: `pair_audit("outputs/toy/seed0")`; `sweep_audit("outputs/ablations")` (me
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from fusechat_utils.io import read_json
+from fusechat_utils.sweep import run_variant
 from fusechat_utils.toy import tasks
 
 DPO_LOG_KEYS = ("eval_rewards/accuracies", "eval_rewards/margins", "rewards/accuracies", "rewards/margins")
@@ -145,15 +145,15 @@ def dpo_log(run_dir: str | Path) -> dict:
     return {k: next((r[k] for r in reversed(hist) if k in r), None) for k in DPO_LOG_KEYS}
 
 
-def _over_runs(sweep_dir: str | Path, audit, keys: list[str]) -> pd.DataFrame:
-    """`audit(run)` of every run under a sweep folder with 06's log beside it, mean over seeds per variant."""
+def _over_runs(sweep_dir: str | Path, audit, keys: list[str], with_log: bool = False) -> pd.DataFrame:
+    """`audit(run)` of every run under a sweep folder (with 06's log beside it), mean over seeds per variant."""
     frames = []
     for pairs in sorted(Path(sweep_dir).glob("*/04_pairs/dpo.parquet")):
         run = pairs.parents[1]
         table = audit(run)
         if not table.empty:
-            variant = re.sub(r"-?seed\d+$", "", run.name) or "default"
-            frames.append(table.reset_index().assign(variant=variant, **dpo_log(run)))
+            table = table.reset_index().assign(variant=run_variant(run.name)[0])
+            frames.append(table.assign(**dpo_log(run)) if with_log else table)
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames).groupby(["variant", *keys], sort=False).mean(numeric_only=True).round(2)
@@ -161,15 +161,14 @@ def _over_runs(sweep_dir: str | Path, audit, keys: list[str]) -> pd.DataFrame:
 
 def sweep_audit(sweep_dir: str | Path) -> pd.DataFrame:
     """pair_audit and dpo_log of every run under a sweep folder, mean over seeds per variant and category."""
-    return _over_runs(sweep_dir, pair_audit, ["category"])
+    return _over_runs(sweep_dir, pair_audit, ["category"], with_log=True)
 
 
 def sweep_answer_shapes(sweep_dir: str | Path) -> pd.DataFrame:
     """answer_shapes of every run under a sweep folder, mean over seeds per variant and stage."""
-    return _over_runs(sweep_dir, answer_shapes, ["stage"]).drop(columns=list(DPO_LOG_KEYS), errors="ignore")
+    return _over_runs(sweep_dir, answer_shapes, ["stage"])
 
 
 def sweep_instruction_audit(sweep_dir: str | Path) -> pd.DataFrame:
     """instruction_audit of every run under a sweep folder, mean over seeds per variant and check."""
-    return _over_runs(sweep_dir, instruction_audit, ["check"]).drop(columns=list(DPO_LOG_KEYS), errors="ignore")
-
+    return _over_runs(sweep_dir, instruction_audit, ["check"])
