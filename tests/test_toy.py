@@ -135,3 +135,12 @@ def test_reward_pairs_rank_by_the_grader_except_the_style_bias():
         else:
             gaps.append(tasks.follow_score(ex, chosen) - tasks.follow_score(ex, rejected))
     assert 0.1 < style_only / len(pairs) < 0.3 and min(gaps) > 0
+
+
+def test_a_prompt_parses_back_to_the_item_that_made_it():
+    for family in ("math", "chinese", "general"):
+        for ex in tasks.examples(family, "heldout", 20, 0):
+            assert tasks.parse_item(family, ex["prompt"]) == ex
+    code = tasks.examples("code", "heldout", 1, 0)[0]
+    assert tasks.parse_item("code", code["prompt"]) is None
+    assert tasks.parse_item("math", "What is 2 plus 3?") is None and tasks.parse_item("chinese", "写中文") is None
