@@ -178,15 +178,21 @@ def read_parquet(path: str | Path, columns: list[str] | None = None, required: I
     return df
 
 
+def content_files(folder: Path) -> list[Path]:
+    """A folder's files in a stable order, without hidden ones (a dot in front: temporary files a killed write left
+    behind, caches): they are not content."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def hash_path(path: str | Path) -> str:
-    """sha256 over a file, or over a folder's files (relative names + contents), in a stable order."""
+    """sha256 over a file, or over a folder's files (relative names + contents, `content_files`), in a stable
+    order."""
     path = Path(path)
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path] if path.is_file() else content_files(path)
     for file in files:
         rel = file.name if file == path else file.relative_to(path).as_posix()
-        if rel.startswith(".") or "/." in rel:
-            continue
         digest.update(rel.encode() + b"\0")
         stat = file.stat()
         if stat.st_size > HASH_CONTENT_LIMIT:

@@ -141,3 +141,20 @@ def test_the_notebook_runs_with_papermill_on_the_tiny_world(world, tmp_path):
     papermill.execute_notebook(str(notebook_path("07_eval")), str(tmp_path / "out.ipynb"), parameters=params,
                                progress_bar=False)
     assert set(pd.read_csv(root / "run_nb" / "07_eval" / "results.csv").benchmark) >= {"HumanEval", "toy_math"}
+
+
+def test_a_models_hash_ignores_trainer_paths_and_what_a_killed_save_left_behind(tmp_path):
+    """A save killed mid-write leaves a hidden temporary file in the model folder; the resumed save writes the same
+    weights beside it. 07 must see the same model (it keeps its committed results), not a new one."""
+    from fusechat_utils.evaluation.runners import model_hash
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    (model / "config.json").write_text("{}")
+    before = model_hash(str(model))
+    (model / ".tmpjckDTS").write_bytes(b"half a save")
+    (model / "training_args.bin").write_bytes(b"trainer paths")
+    assert model_hash(str(model)) == before
+    (model / "model.safetensors").write_bytes(b"other weights")
+    assert model_hash(str(model)) != before

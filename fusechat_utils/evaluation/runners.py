@@ -30,8 +30,8 @@ from fusechat_utils.evaluation import toy, winrate
 from fusechat_utils.evaluation.generate import generate_chat, generate_raw, generate_raw_vllm, render_prompts
 from fusechat_utils.evaluation.registry import Benchmark, entry, family_of
 from fusechat_utils.evaluation.step import PARTS, proportion_row, result_row
-from fusechat_utils.io import (atomic_path, hash_obj, hash_path, read_json, read_jsonl, seed_everything, write_json,
-                               write_jsonl)
+from fusechat_utils.io import (atomic_path, content_files, hash_obj, hash_path, read_json, read_jsonl,
+                               seed_everything, write_json, write_jsonl)
 
 
 class NotRunHere(UserError):
@@ -40,11 +40,12 @@ class NotRunHere(UserError):
 
 def model_hash(model: str) -> str | None:
     """Content hash of a local model folder (None for a hub id), without training_args.bin: that pickle records
-    the trainer's paths, not the model, and would make the same weights trained in two run folders differ."""
+    the trainer's paths, not the model, and would make the same weights trained in two run folders differ. Hidden
+    files (a temporary file a killed save left behind) are not the model either (`io.content_files`)."""
     path = Path(model)
     if not path.exists():
         return None
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "training_args.bin")
+    files = [p for p in content_files(path) if p.name != "training_args.bin"]
     return hash_obj({p.relative_to(path).as_posix(): hash_path(p) for p in files})
 
 
