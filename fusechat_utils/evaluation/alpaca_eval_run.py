@@ -52,13 +52,14 @@ import tempfile
 from pathlib import Path
 
 from fusechat_utils.errors import UserError
+from fusechat_utils.evaluation import families
+from fusechat_utils.evaluation.families import FAMILIES  # noqa: F401 - FuseEval's three, for callers
 
 JUDGE_MODEL = "gpt-4-1106-preview"  # the model in weighted_alpaca_eval_gpt4_turbo/configs.yaml
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"  # FuseEval IF-Eval/AlpacaEval-2/eval.sh --annotators_config
 LC_GLM = "length_controlled_v1"  # alpaca_eval 0.6.6's default for get_length_controlled_winrate
 GLMS = (LC_GLM, "length_controlled_minimal")
-FAMILIES = ("llama3", "qwen25", "gemma2")
 # FuseEval IF-Eval/AlpacaEval-2/configs/{llama3,qwen_25,gemma2}.txt (Arena-Hard's copies are byte-identical)
 TEMPLATES = {
     "llama3": "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{instruction}<|eot_id|>"
@@ -75,10 +76,13 @@ DECODING = {
     "qwen25": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "stop": ["<|endoftext|>", "<|im_end|>"],
                "stop_token_ids": [151645, 151643]},
     "gemma2": {"temperature": 0.5, "top_p": 1.0, "stop": ["<eos>", "<end_of_turn>"], "stop_token_ids": [1, 107]},
+    # not FuseEval's (it has no such family): the model's own template, stops at its EOS; alpaca_eval's default
+    # sampling for local models
+    "chat_template": {"temperature": 0.7, "top_p": 1.0, "stop": [], "stop_token_ids": []},
 }
 # set in those YAMLs but never passed to vLLM by FuseEval's vllm_local_completions
 YAML_ONLY = {"llama3": {"presence_penalty": 0.1, "frequency_penalty": 0.1}, "qwen25": {"repetition_penalty": 1.05},
-             "gemma2": {}}
+             "gemma2": {}, "chat_template": {}}
 MAX_TOKENS = 4096  # max_new_tokens in every YAML
 MAX_MODEL_LEN = 4096  # vllm_local_completions: LLM(max_model_len=4096)
 
@@ -110,19 +114,20 @@ def load(path: str | Path) -> list[dict]:
 
 
 def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise UserError(f"AlpacaEval/Arena-Hard prompt family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    families.check(family, "AlpacaEval/Arena-Hard")
 
 
-def fill_template(family: str, instruction: str) -> str:
+def fill_template(family: str, instruction: str, tokenizer=None) -> str:
     _check_family(family)
+    if family == families.NATIVE:
+        return families.user_turn(tokenizer, instruction)
     # alpaca_eval's make_prompts replaces the first "{instruction}" (no str.format: braces in the text stay)
     return TEMPLATES[family].replace("{instruction}", instruction, 1)
 
 
 def build_prompt(item: dict, family: str, tokenizer=None) -> str:
     """FuseEval's prompt text for the item (fixed template; the tokenizer is not used, see the module note (2))."""
-    return fill_template(family, item["prompt"])
+    return fill_template(family, item["prompt"], tokenizer)
 
 
 def decoding(family: str, as_yaml: bool = False) -> dict:

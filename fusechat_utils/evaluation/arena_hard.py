@@ -117,7 +117,7 @@ def load(path: str | Path = QUESTIONS, baselines: str | Path = BASELINES) -> lis
 
 def build_prompt(item: dict, family: str, tokenizer=None) -> str:
     """FuseEval's prompt text (the AlpacaEval templates, question as the instruction)."""
-    return alpaca_eval_run.fill_template(family, item["prompt"])
+    return alpaca_eval_run.fill_template(family, item["prompt"], tokenizer)
 
 
 def decoding(family: str) -> dict:

@@ -66,9 +66,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from fusechat_utils.errors import UserError
+from fusechat_utils.evaluation import families
 from fusechat_utils.verify import run_code_many
 
-FAMILIES = ("llama3", "qwen25", "gemma2")
 # fanqiwan/FuseAI@7d9a30729e4b:FuseChat-3.0/FuseEval/Code-Eval/eval_plus/model.py (instruction_prefix,
 # response_prefix, _MAGIC_SPLITTER_, EOS, the ChatML class's prompt)
 INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves the following problem in a markdown "
@@ -165,8 +165,7 @@ def load(path: str | Path) -> list[dict]:
 
 
 def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise UserError(f"evalplus: unknown prompt family {family!r}; known: {', '.join(FAMILIES)}")
+    families.check(family, "evalplus")  # chat_template: the llama3/gemma2 path, in the model's own template
 
 
 def build_prompt(item: dict, family: str, tokenizer=None) -> str:

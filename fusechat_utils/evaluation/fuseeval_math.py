@@ -30,8 +30,8 @@ import threading
 from pathlib import Path
 
 from fusechat_utils.errors import UserError
-
-FAMILIES = ("llama3", "qwen25", "gemma2")
+from fusechat_utils.evaluation import families
+from fusechat_utils.evaluation.families import FAMILIES  # noqa: F401 - FuseEval's three, for callers
 
 # FuseEval Math-Eval/utils.py PROMPT_TEMPLATES (input_template of `<family>-math-cot`), exact strings.
 TEMPLATES = {
@@ -180,21 +180,22 @@ def _question(row: dict, gold: str, fail) -> str:
 # prompting and decoding
 
 
-def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise UserError(f"unknown model family {family!r} for Math-Eval (expected one of {', '.join(FAMILIES)})")
+SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."  # the templates' instruction
 
 
 def build_prompt(item: dict, family: str, tokenizer=None) -> str:
-    """The whole raw prompt: FuseEval's `<family>-math-cot` template, zero-shot (the tokenizer is not used)."""
-    _check_family(family)
+    """The whole raw prompt: FuseEval's `<family>-math-cot` template, zero-shot (the tokenizer is not used); the
+    chat_template family: the same instruction as a system turn of the model's own template."""
+    families.check(family, "Math-Eval")
+    if family == families.NATIVE:
+        return families.system_then_user(tokenizer, SYSTEM, item["question"])
     return TEMPLATES[family].format(input=item["question"]).strip(" ")
 
 
 def decoding(family: str) -> dict:
     """FuseEval's Math-Eval sampling: greedy, top_p forced to 1, 2,048 new tokens, one sample, 4,096 context."""
-    _check_family(family)
-    stop, stop_ids = STOPS[family]
+    families.check(family, "Math-Eval")
+    stop, stop_ids = STOPS.get(family, ([], []))  # chat_template: the model's own EOS (its generation config)
     return {"temperature": 0.0, "top_p": 1.0, "max_tokens": 2048, "n": 1, "stop": list(stop),
             "stop_token_ids": list(stop_ids), "max_model_len": 4096}
 

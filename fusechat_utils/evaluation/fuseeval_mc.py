@@ -187,8 +187,9 @@ def build_prompt(item: dict, family: str, tokenizer) -> str:
     """The raw prompt: one user message through the model's chat template, with no system turn for Qwen2.5."""
     messages = [{"content": question_text(item), "role": "user"}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    # FuseEval drops the default system turn Qwen2.5's template adds ("For Qwen2.5 series").
-    if "<|im_start|>system" in prompt:
+    # FuseEval drops the default system turn Qwen2.5's template adds ("For Qwen2.5 series"); a model outside its
+    # families keeps its own template whole.
+    if family != "chat_template" and "<|im_start|>system" in prompt:
         prompt = "<|im_start|>user" + prompt.split("<|im_start|>user", 1)[1]
     return prompt
 

@@ -71,11 +71,13 @@ def _sample_kwargs(decoding: dict) -> dict:
 
 
 def generate_raw(model_path: str, texts: list[str], decoding: dict, batch_size: int = 16,
-                 dtype: str = "auto") -> list[list[str]]:
-    """`decoding["n"]` samples per raw prompt (the prompt text is sent as is: its template is already applied)."""
+                 dtype: str = "auto", label: str = "") -> list[list[str]]:
+    """`decoding["n"]` samples per raw prompt (the prompt text is sent as is: its template is already applied).
+    Prints a progress line (`label`, prompts done, tokens/s, ETA) at most every 30 s."""
     import torch
 
     from fusechat_utils.models import device, load_causal_lm, load_tokenizer
+    from fusechat_utils.progress import Progress
 
     tokenizer = load_tokenizer(model_path, padding_side="left")
     model = load_causal_lm(model_path, dtype=dtype).to(device()).eval()
@@ -87,15 +89,19 @@ def generate_raw(model_path: str, texts: list[str], decoding: dict, batch_size: 
     if decoding.get("seed") is not None:
         torch.manual_seed(int(decoding["seed"]))
     outputs: list[list[str]] = []
+    progress = Progress(label or model_path, len(texts), unit="prompts")
     for i in range(0, len(texts), batch_size):
         # Special tokens are added as vLLM's generate(text) adds them, so both backends see the tokens FuseEval's
         # runs saw (a raw template that writes BOS gets a second one there too).
         enc = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True).to(model.device)
         with torch.no_grad():
             out = model.generate(**enc, **kwargs)
-        new = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        new_ids = out[:, enc["input_ids"].shape[1]:]
+        new = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
         new = [cut_at_stop(t, decoding.get("stop")) for t in new]
         outputs += [new[j:j + n] for j in range(0, len(new), n)]
+        progress.update(len(new) // n, tokens=int((new_ids != tokenizer.pad_token_id).sum()))
+    progress.done()
     return outputs
 
 

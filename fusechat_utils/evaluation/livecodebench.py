@@ -56,6 +56,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from fusechat_utils.errors import UserError
+from fusechat_utils.evaluation import families
 from fusechat_utils.verify import run_code
 
 TEST_TIMEOUT_S = 6  # lcb_runner --timeout (per test)
@@ -244,6 +245,8 @@ def build_prompt(item: dict, family: str, tokenizer=None) -> str:
     """
     if family == "qwen25":
         return codeqwen_prompt(item)
+    if family == families.NATIVE:  # LMStyle.LLaMa3's messages in the model's own template
+        return families.system_then_user(tokenizer, SYSTEM_MESSAGE_GENERIC, question_template(item))
     if family not in FUSEEVAL_TEMPLATE_MODEL:
         raise ValueError(f"livecodebench: unknown family {family!r} (llama3, qwen25, gemma2)")
     from fusechat_utils.chat_templates import template_for

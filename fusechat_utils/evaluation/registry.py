@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fusechat_utils.errors import UserError
+from fusechat_utils.evaluation.families import FAMILIES, MODEL_TYPE_FAMILY, detect  # noqa: F401 - re-exported
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "data" / "benchmarks"
-FAMILIES = ("llama3", "qwen25", "gemma2")
-# model_type in a model's config.json -> FuseEval's prompt family (its templates exist for these three).
-MODEL_TYPE_FAMILY = {"llama": "llama3", "qwen2": "qwen25", "qwen3": "qwen25", "gemma2": "gemma2", "gemma": "gemma2"}
 
 
 @dataclass(frozen=True)
@@ -145,21 +142,21 @@ def entry(name: str) -> Benchmark:
     return REGISTRY[name]
 
 
-def family_of(model: str, configured: str = "auto") -> str:
-    """FuseEval's prompt family of a model: the configured one, else from its config.json model_type."""
-    if configured != "auto":
-        if configured not in FAMILIES:
-            raise UserError(f"eval_prompt_family must be auto or one of {', '.join(FAMILIES)}, got {configured!r}")
-        return configured
-    config = Path(model) / "config.json"
-    if config.exists():
-        model_type = json.loads(config.read_text()).get("model_type", "")
-    else:  # a hub id: the family is in its name
-        model_type = next((k for k in MODEL_TYPE_FAMILY if k in model.lower()), "")
-    if model_type not in MODEL_TYPE_FAMILY:
-        raise UserError(f"{model}: no FuseEval prompt family for model_type {model_type!r}; set eval_prompt_family "
-                        f"to one of {', '.join(FAMILIES)}")
-    return MODEL_TYPE_FAMILY[model_type]
+def family_of(model: str, configured: str = "auto", tokenizer=None) -> str:
+    """The prompt family a model is evaluated with (families.detect: FuseEval's, checked by rendering the model's
+    template, else chat_template); the tokenizer is loaded from a local folder when not given."""
+    return detect(model, configured, tokenizer if tokenizer is not None else local_tokenizer(model))[0]
+
+
+def local_tokenizer(model: str):
+    """The tokenizer of a local model folder; None for a hub id or a folder without tokenizer files (its family is
+    then read from its name or config.json alone)."""
+    folder = Path(model)
+    if not any((folder / f).exists() for f in ("tokenizer_config.json", "tokenizer.json")):
+        return None
+    from fusechat_utils.models import load_tokenizer
+
+    return load_tokenizer(model)
 
 
 def settings(bench: Benchmark, family: str) -> dict:

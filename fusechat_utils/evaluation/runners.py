@@ -60,11 +60,11 @@ def generate_for(cfg, model: str, prompts: list[str]) -> list[str]:
     return generate_chat(model, prompts, cfg.eval_max_new_tokens, cfg.eval_batch_size)
 
 
-def generate_texts(cfg, model: str, texts: list[str], decoding: dict) -> list[list[str]]:
+def generate_texts(cfg, model: str, texts: list[str], decoding: dict, label: str = "") -> list[list[str]]:
     """`decoding["n"]` samples per raw prompt with the configured backend."""
     if cfg.eval_backend == "vllm":
         return generate_raw_vllm(model, texts, decoding, cfg.eval_vllm_python, cfg.eval_dtype)
-    return generate_raw(model, texts, decoding, cfg.eval_batch_size)
+    return generate_raw(model, texts, decoding, cfg.eval_batch_size, label=label)
 
 
 def run_toy(cfg, stage: str, model: str) -> tuple[list[dict], dict[str, list[dict]]]:
@@ -122,12 +122,13 @@ def run_graded(cfg, bench: Benchmark, stage: str, model: str) -> tuple[list[dict
     """Prompt as FuseEval does for the model's family, sample, grade every sample; the metric is their mean."""
     from fusechat_utils.models import load_tokenizer
 
-    impl, family = bench.impl(), family_of(model, cfg.eval_prompt_family)
+    impl = bench.impl()
     items = load_entry(cfg, bench)
     tokenizer = load_tokenizer(model)
+    family = family_of(model, cfg.eval_prompt_family, tokenizer)
     decoding = decoding_for(cfg, bench, family)
     texts = [impl.build_prompt(it, family, tokenizer) for it in items]
-    samples = generate_texts(cfg, model, texts, decoding)
+    samples = generate_texts(cfg, model, texts, decoding, label=f"07 {bench.name} {stage}")
     graded = grade_samples(impl, items, samples)
     rows = [{"id": it["id"], "prompt": text, "responses": rs, "grades": gs,
              "correct": sum(g["correct"] for g in gs) / len(gs)} for it, text, rs, gs in zip(items, texts, samples, graded)]
@@ -141,7 +142,8 @@ def run_judged(cfg, bench: Benchmark, stage: str, model: str) -> tuple[list[dict
     from fusechat_utils.evaluation import judge
     from fusechat_utils.models import load_tokenizer
 
-    family = family_of(model, cfg.eval_prompt_family)
+    tokenizer = load_tokenizer(model)
+    family = family_of(model, cfg.eval_prompt_family, tokenizer)
     items = load_entry(cfg, bench)
 
     def generate(texts: list[str], decoding: dict) -> list[str]:
@@ -153,7 +155,7 @@ def run_judged(cfg, bench: Benchmark, stage: str, model: str) -> tuple[list[dict
     impl = bench.impl()
     run = getattr(impl, "evaluate_stage", None) or impl.evaluate
     kw = {"options": cfg.eval_judge_options.get(bench.name, {})} if "options" in inspect.signature(run).parameters else {}
-    rows, samples = run(items, generate, family, load_tokenizer(model), judge.client_for(cfg, bench.name),
+    rows, samples = run(items, generate, family, tokenizer, judge.client_for(cfg, bench.name),
                         model=model, stage=stage, step_dir=Path(cfg.step_dir), **kw)
     return [r for r in rows if r["n"]], samples  # a per-category mean over no items (a subset run) is no result
 

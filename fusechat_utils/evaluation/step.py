@@ -57,7 +57,8 @@ class EvalConfig(SeededStepConfig):
         "help": "cap on each paper benchmark's FuseEval max_tokens (None: FuseEval's; CPU rehearsals set it)"})
     eval_limit: int | None = field(default=None, metadata={"help": "first N items of each paper benchmark (None: all)"})
     eval_prompt_family: str = field(default="auto", metadata={
-        "help": "FuseEval prompt family: llama3, qwen25, gemma2, or auto (from the model's config.json)"})
+        "help": "prompt family: llama3, qwen25, gemma2 (FuseEval's), chat_template (the model's own template), or "
+                "auto (config.json's model_type, checked by rendering the tokenizer's template; else chat_template)"})
     eval_lcb_window: list = field(default_factory=lambda: ["2024-06-30", None], metadata={
         "help": "LiveCodeBench contest dates [start, end] (FuseEval ran from 2024-06-30, no end; its label: 2408-2411)"})
     eval_batch_size: int = field(default=64, metadata={"help": "prompts per generation batch"})
@@ -116,11 +117,14 @@ def eval_settings(cfg: EvalConfig, models: dict[str, str]) -> dict:
     """What ran with what: backend, executor, judges, and per paper benchmark its registry entry with the
     decoding it ran with (the family of the first model evaluated)."""
     from fusechat_utils.evaluation.execution import executor_name
-    from fusechat_utils.evaluation.registry import REGISTRY, family_of, settings
+    from fusechat_utils.evaluation.registry import REGISTRY, detect, local_tokenizer, settings
 
     paper = [b for b in cfg.eval_benchmarks if b in REGISTRY]
-    family = family_of(next(iter(models.values())), cfg.eval_prompt_family) if paper and models else None
+    chosen = {stage: detect(m, cfg.eval_prompt_family, local_tokenizer(m)) for stage, m in models.items()} if paper \
+        else {}
+    family = next(iter(chosen.values()))[0] if chosen else None
     return {"backend": cfg.eval_backend, "executor": executor_name(), "prompt_family": family,
+            "prompt_families": {stage: {"family": f, "why": why} for stage, (f, why) in chosen.items()},
             "max_tokens_cap": cfg.eval_max_tokens_cap, "limit": cfg.eval_limit,
             "judge": {"base_url": cfg.eval_judge_base_url, "models": cfg.eval_judge_models},
             "toy_decoding": {"do_sample": False, "max_new_tokens": cfg.eval_max_new_tokens},
