@@ -110,7 +110,7 @@ def test_an_oracle_model_scores_100_through_07_on_real_files(world, monkeypatch)
                    eval_data_files=files, eval_limit=3, eval_lcb_window=["2024-08-01", "2024-11-30"])
     seen = {}
 
-    def oracle(cfg_, model, texts, decoding):
+    def oracle(cfg_, model, texts, decoding, label=""):
         tok, family = load_tokenizer(model), family_of(model)
         answers = {}
         for name in names:
