@@ -11,8 +11,10 @@ library (no vLLM, no torch).
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 
@@ -51,6 +53,29 @@ def visible_devices(ids: list[int], inherited: str | None) -> str:
     return ",".join(seen[i] for i in ids)
 
 
+@contextlib.contextmanager
+def _interrupt_flag() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C for the duration. The handler is our own, not Python's default: a process started in
+    the background by a shell without job control inherits SIGINT ignored, and then no KeyboardInterrupt would ever
+    reach the waiting loop. Off the main thread (where signals cannot be handled) the event is never set."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _join(thread: threading.Thread, interrupted: threading.Event) -> None:
+    while thread.is_alive():
+        thread.join(0.1)
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+
+
 def run_items(items: list[Item], devices: list[int], cancel: Callable[[], None] | None = None) -> None:
     """Run every item on its share of `devices` (see the module docstring); returns when all have ended.
 
@@ -77,26 +102,29 @@ def run_items(items: list[Item], devices: list[int], cancel: Callable[[], None] 
                 free.sort()  # low ids first: a tp-4 item on 0-3, not 0,5,6,7 (PCIe nodes group GPUs by id)
                 changed.notify_all()
 
-    try:
-        with changed:
-            while pending:
-                fits = next((it for it in pending if it.tp <= len(free)), None)
-                if fits is None:
-                    changed.wait()
-                    continue
-                pending.remove(fits)
-                held, free[:] = free[:fits.tp], free[fits.tp:]
-                thread = threading.Thread(target=work, args=(fits, held), name=f"device-pool {fits.name}")
-                thread.start()
-                threads.append(thread)
-        for thread in threads:
-            thread.join()
-    except BaseException:
-        if cancel:
-            cancel()
-        for thread in threads:
-            thread.join()
-        raise
+    with _interrupt_flag() as interrupted:
+        try:
+            with changed:
+                while pending:
+                    fits = next((it for it in pending if it.tp <= len(free)), None)
+                    if fits is None:
+                        changed.wait(0.1)  # woken by a finished item; the timeout lets Ctrl-C through
+                        if interrupted.is_set():
+                            raise KeyboardInterrupt
+                        continue
+                    pending.remove(fits)
+                    held, free[:] = free[:fits.tp], free[fits.tp:]
+                    thread = threading.Thread(target=work, args=(fits, held), name=f"device-pool {fits.name}")
+                    thread.start()
+                    threads.append(thread)
+            for thread in threads:
+                _join(thread, interrupted)
+        except BaseException:
+            if cancel:
+                cancel()
+            for thread in threads:
+                thread.join()
+            raise
     if failed:
         names = "; ".join(f"{item.name}: {err}" for item, err in failed)
         raise RuntimeError(f"{len(failed)} of {len(items)} items failed ({names})") from failed[0][1]

@@ -104,16 +104,23 @@ def test_an_item_wider_than_the_devices_is_refused_before_anything_runs():
     assert rec.events == []
 
 
-def test_an_interrupt_cancels_the_running_items_and_starts_no_more():
+@pytest.mark.parametrize("inherited", [signal.default_int_handler, signal.SIG_IGN],
+                         ids=["default", "ignored"])  # ignored: started with `&` by a shell without job control
+def test_an_interrupt_cancels_the_running_items_and_starts_no_more(inherited):
     stop, started = threading.Event(), []
+    previous = signal.signal(signal.SIGINT, inherited)
 
     def run(devices):
         started.append(devices)
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while this item runs and the next one waits for its device
         assert stop.wait(60), "cancel was not called"
 
-    with pytest.raises(KeyboardInterrupt):
-        device_pool.run_items([Item("first", 1, run), Item("second", 1, run)], [0], cancel=stop.set)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            device_pool.run_items([Item("first", 1, run), Item("second", 1, run)], [0], cancel=stop.set)
+        assert signal.getsignal(signal.SIGINT) is inherited  # given back as it was
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert started == [[0]]
 
 
