@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: venv vllm-venv gpu-venvs demo test test-fast lab toy-world ablations clean-outputs real-model
+.PHONY: venv vllm-venv gpu-venvs browser demo test test-fast lab toy-world ablations clean-outputs real-model
 
 # The stamp is remade whenever pyproject.toml changes, so `make` keeps .venv in step with the pins.
 $(VENV)/.installed: pyproject.toml
@@ -64,8 +64,17 @@ demo: venv
 	$(PY) -m fusechat_utils sweep --profile toy --name toy --seeds 0,1,2 --jobs 3
 	$(PY) -m fusechat_utils report --run-dir outputs/toy
 
+# tests/test_report.py opens a report in Debian's Chromium: installed when missing (root or sudo, apt-get), else
+# make stops here saying so; the test fails, never skips, without it.
+browser:
+	@command -v chromium >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); command -v apt-get >/dev/null \
+	  && $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "make test needs chromium for tests/test_report.py: apt-get install -y chromium (Debian), or put a" \
+	       "chromium on PATH" >&2; exit 1; }
+
 # Tests write only into temporary folders (and build the toy world into outputs/toy_world if it is missing).
-test: venv vllm-venv $(REAL_MODEL)
+test: venv vllm-venv browser $(REAL_MODEL)
 	$(PY) -m pytest tests -p no:cacheprovider --durations=25
 
 # The inner loop: unit tests, no toy pipeline, no vLLM.

@@ -84,8 +84,7 @@ def first_heading(notebook) -> str:
 @pytest.fixture(scope="module")
 def sweep_report(toy_run, tmp_path_factory):
     """A two-seed sweep folder made of copies of the toy run (no second pipeline run) and its report."""
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install -y chromium; .ci/run installs it)")
+    assert CHROMIUM, "chromium is not on PATH: `make test` installs it (Debian: apt-get install -y chromium)"
     run_dir, _ = toy_run
     sweep = tmp_path_factory.mktemp("report") / "toy"
     for seed in ("seed0", "seed1"):
