@@ -43,12 +43,14 @@ def main(request_path: str) -> None:
     from vllm import LLM
 
     from fusechat_utils import shards
+    from fusechat_utils.vllm_generate import cpu_engine_args
 
     with open(request_path) as fh:
         req = json.load(fh)
     src = req["source"]
     llm = LLM(model=src["model"], tensor_parallel_size=req["tensor_parallel_size"],
-              dtype=req["dtype"], gpu_memory_utilization=req["gpu_memory_utilization"], seed=0)
+              dtype=req["dtype"], gpu_memory_utilization=req["gpu_memory_utilization"], seed=0,
+              **cpu_engine_args())
     gen_s = 0.0
     for i, batch in enumerate(req["batches"], 1):
         start = time.perf_counter()

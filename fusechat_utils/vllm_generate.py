@@ -34,12 +34,25 @@ def in_vocab(decoding: dict, vocab_size: int) -> dict:
     return {**decoding, "stop_token_ids": kept}
 
 
+def cpu_engine_args() -> dict:
+    """On vLLM's CPU backend, no chunked prefill: a prompt split across steps has its sampled token discarded, and
+    for a seeded request vLLM 0.32 then rewinds the generator (`set_offset`), which a CPU generator lacks
+    ("CPU Generator does not use offset"). Every batch of real-length prompts with per-sample seeds hit it
+    (SmolLM2 on GSM8K prompts); toy prompts were too short to be split. GPU engines keep their defaults."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return {}
+    return {"enable_chunked_prefill": False}  # vLLM then sizes a step's token budget to the longest prompt
+
+
 def generate(req: dict) -> list[list[str]]:
     from vllm import LLM
 
     decoding = req["decoding"]
     llm = LLM(model=req["model"], dtype=req.get("dtype", "bfloat16"), enforce_eager=True, seed=0,
-              max_model_len=decoding.get("max_model_len"), tensor_parallel_size=req.get("tensor_parallel_size", 1))
+              max_model_len=decoding.get("max_model_len"), tensor_parallel_size=req.get("tensor_parallel_size", 1),
+              **cpu_engine_args())
     decoding = in_vocab(decoding, len(llm.get_tokenizer()))
     outs = llm.generate(req["texts"], sampling_params(decoding), use_tqdm=False)
     return [[c.text for c in out.outputs] for out in outs]
