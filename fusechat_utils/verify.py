@@ -8,12 +8,18 @@ Usage:
 from __future__ import annotations
 
 import ast
+import json
 import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from fusechat_utils.graded_asserts import judge, rewrite, sandbox_source
 from fusechat_utils.sandbox import isolation, run_python
+
+# imported before the program runs, so that what it patches in them is given back before the tests
+PRELOADED = ("math", "cmath", "operator", "re", "string", "collections", "itertools", "functools", "heapq",
+             "bisect", "copy", "random", "fractions", "typing", "json", "types")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -89,43 +95,71 @@ def static_check(program: str, entry_point: str | None) -> tuple[bool, str]:
     return True, "ok"
 
 
-# Runs program + tests as one module named "__main__" (tests call the program's functions, as before); see run_code.
+# Runs the program as a module named "__main__", gives back the builtins and standard modules it may have patched,
+# then runs the tests (rewritten by graded_asserts: a function whose parameters are the checks) with their own copy
+# of the builtins; reports the nonce and the literal expectations' digests. See run_code and graded_asserts.
 HARNESS = """\
-def _fusechat_harness(source):
-    import os, sys
+def _fusechat_harness(program, tests, checks_source):
+    import os, sys, builtins, types, json
     channel = int(sys.argv.pop(1))
-    nonce, write = os.read(channel, 64), os.write
+    nonce, write, dumps = os.read(channel, 64), os.write, json.dumps
     os.set_inheritable(channel, False)
-    harness, main = sys.modules["__main__"], type(sys)("__main__")
+    for name in %r:
+        __import__(name)
+    space = {}
+    exec(checks_source, space)
+    checks = space["make_checks"]()
+    main = type(sys)("__main__")
     main.__file__ = sys.argv[0]
     sys.modules["__main__"] = main
-    exec(compile(source, "<program>", "exec"), main.__dict__)
-    write(channel, nonce)
+    pristine = dict(vars(builtins))
+    modules = [(m, dict(vars(m))) for n, m in list(sys.modules.items())
+               if type(m) is types.ModuleType and n != "__main__"]
+    exec(compile(program, "<program>", "exec"), main.__dict__)
+    for module, saved in [(builtins, pristine)] + modules:
+        names = vars(module)
+        for key in [k for k in names if k not in saved]:
+            del names[key]
+        names.update(saved)
+    sys.modules.update((m.__name__, m) for m, _ in modules if m.__name__ in sys.modules)
+    space = dict(main.__dict__)
+    exec(compile(tests, "<tests>", "exec"), space)
+    run = space.pop("_fusechat_tests", None)
+    if run is not None:
+        space["__builtins__"] = dict(pristine)
+        types.FunctionType(run.__code__, space)(checks["expect"], checks["compare"], checks["truth"], checks["plain"])
+    write(channel, nonce + b"\\n" + dumps(checks["reported"]).encode())
 
 
-_fusechat_harness(%s)
-"""
+_fusechat_harness(%%s, %%s, %%s)
+""" % (PRELOADED,)
 
 
 def run_code(program: str, tests: str, timeout_s: float = 10.0) -> CodeResult:
-    """Run program + tests in the sandbox (see fusechat_utils.sandbox) under HARNESS; passed means the tests ran.
+    """Run program + tests in the sandbox (see fusechat_utils.sandbox) under HARNESS; passed means the tests ran
+    and every literal expectation held (graded_asserts.judge, on this side).
 
     The harness reads a per-run random nonce from its private channel (not in any file), runs the code and writes
     the nonce back only after the last test line executed without an exception; passed needs that and exit status
     0. So exiting 0 before the tests (sys.exit(main()) under __main__, os._exit(0), an atexit hook forcing the
     status, a swallowing sys.excepthook, a printed "passed" line) fails: "exited before the tests finished".
-    Not stopped: a program written against this harness can take the nonce from the harness's frame (or gc) and
-    write it to the channel itself, skip test lines with sys.settrace, or return objects whose __eq__ is always
-    true. The nonce stops accidental and naive fakes; the sandbox bounds what a deliberate one can do.
+    `assert f(x) == <literal>` is judged here from a digest of f(x) (the literal never enters the sandbox); other
+    comparisons run there on plain values (graded_asserts), so rigged __eq__, builtin subclasses, patched
+    builtins and reading the expected value from a frame or the script fail.
     """
+    source, expected = rewrite(tests)
     nonce = secrets.token_hex(16).encode()
-    result = run_python(HARNESS % ascii(f"{program}\n\n{tests}\n"), timeout_s=timeout_s, channel=nonce)
-    finished = result.channel == nonce
+    script = HARNESS % (ascii(program + "\n"), ascii(source + "\n"), ascii(sandbox_source()))
+    result = run_python(script, timeout_s=timeout_s, channel=nonce)
+    finished, _, report = result.channel.partition(b"\n")
+    finished = finished == nonce
     if result.timed_out:
         return CodeResult(False, f"timeout after {timeout_s:g} s [{isolation()}]")
     if result.returncode == 0:
-        return CodeResult(True, "passed") if finished else CodeResult(False, "exited before the tests finished "
-                                                                              "(exit status 0)")
+        if not finished:
+            return CodeResult(False, "exited before the tests finished (exit status 0)")
+        failure = judge(expected, _report(report))
+        return CodeResult(False, failure) if failure else CodeResult(True, "passed")
     lines = [x for x in result.stderr.strip().splitlines() if x.strip()]
     if lines:
         return CodeResult(False, lines[-1][:300])
@@ -133,6 +167,14 @@ def run_code(program: str, tests: str, timeout_s: float = 10.0) -> CodeResult:
     reason = f"killed by signal {-status}" if status < 0 else f"exit status {status}" + (
         f" (signal {status - 128})" if status > 128 else "")
     return CodeResult(False, reason + (" after the tests passed" if finished else ""))
+
+
+def _report(data: bytes) -> dict:
+    try:
+        report = json.loads(data.decode("utf-8", "replace") or "{}")
+    except ValueError:
+        return {}
+    return report if isinstance(report, dict) else {}
 
 
 def run_code_many(items: list[tuple[str, str]], timeout_s: float = 10.0, workers: int = 2) -> list[CodeResult]:

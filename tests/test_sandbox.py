@@ -22,6 +22,7 @@ TOKEN = f"fusechat-hostile-{os.getpid()}"  # in every name a hostile program wri
 AS_ROOT = os.geteuid() == 0
 GUARDED = [PROJECT_ROOT / "fusechat_utils" / "sandbox.py", Path(__file__)]  # files this agent alone edits
 WRONG = "def f(x):\n    return x\n"  # the tests below fail on it: a pass could only be faked
+# (`== 1 + 1`, not a literal: the assert raises in the sandbox, as these programs expect; see graded_asserts)
 
 # (id, program, tests, timeout_s, the reason contains one of)
 HOSTILE = [
@@ -40,9 +41,9 @@ HOSTILE = [
                                                 "if __name__ == '__main__':\n    sys.exit(main())",
      "assert f(1) == 2", 10, ["exited before the tests finished"]),
     ("atexit hook forces status 0", WRONG + "import atexit, os\natexit.register(lambda: os._exit(0))",
-     "assert f(1) == 2", 10, ["exited before the tests finished"]),
+     "assert f(1) == 1 + 1", 10, ["exited before the tests finished"]),
     ("sys.excepthook swallows the failure", WRONG + "import sys\nsys.excepthook = lambda *a: None",
-     "assert f(1) == 2", 10, ["exit status 1"]),
+     "assert f(1) == 1 + 1", 10, ["exit status 1", "AssertionError"]),  # sys is given back before the tests
     ("patches AssertionError and builtins", WRONG + "import builtins\nclass Quiet(BaseException):\n    pass\n"
                                                     "builtins.AssertionError = Quiet\nbuiltins.Exception = Quiet\n"
                                                     "builtins.print = lambda *a, **k: None",

@@ -67,7 +67,10 @@ from pathlib import Path
 
 from fusechat_utils.errors import UserError
 from fusechat_utils.evaluation import families
+from fusechat_utils.graded_asserts import HOST
 from fusechat_utils.verify import run_code_many
+
+PLAIN = HOST["plain"]  # in the sandbox, the checker's namespace gets the harness's own (see _fresh_namespace_exec)
 
 # fanqiwan/FuseAI@7d9a30729e4b:FuseChat-3.0/FuseEval/Code-Eval/eval_plus/model.py (instruction_prefix,
 # response_prefix, _MAGIC_SPLITTER_, EOS, the ChatML class's prompt)
@@ -389,6 +392,8 @@ def _run_split(spec: dict, candidate: dict, oracle: dict) -> None:
     for i, args in enumerate(inputs):
         try:
             out = _call_limited(fn, args, min(limits[i], deadline - time.monotonic()))
+            # plain first (graded_asserts), except where only `out is not None` is judged (a re.Match, say)
+            out = out if spec["output_not_none"] else PLAIN(out)
             atol = _compare(spec["dataset"], spec["entry_point"], args, out, expected[i], atol, oracle)
         except BaseException as err:
             raise AssertionError(f"evalplus: {spec['split']} input {i + 1} of {len(inputs)} failed: "
@@ -421,7 +426,8 @@ def _fresh_namespace_exec(source: str) -> str:
     """A tests script running `source` in a fresh namespace, where CANDIDATE is the solution's: names the solution
     defines (a helper called `copy`, say) cannot shadow the checker's, nor the checker's leak to the solution."""
     return (f"import builtins as _evalplus_builtins\n_evalplus_builtins.exec({source!r}, "
-            f"{{'__name__': '_evalplus_check', 'CANDIDATE': _evalplus_builtins.globals()}})\n")
+            f"{{'__name__': '_evalplus_check', 'CANDIDATE': _evalplus_builtins.globals(), "
+            f"'PLAIN': _fusechat_plain}})\n")
 
 
 def _inputs_payload(item: dict, split: str) -> str:
@@ -449,10 +455,13 @@ def split_tests(item: dict, split: str) -> str:
 
 def humaneval_tests(item: dict) -> str:
     """An openai HumanEval row's check, run beside the prompt's helpers (HumanEval/50's test calls encode_shift),
-    which the solution does not see: evalplus runs the sanitized solution alone. The entry point's name is the
-    solution there too (HumanEval/33's test compares candidate with sort_third)."""
+    which the solution does not see: evalplus runs the sanitized solution alone. The tests are one function's body
+    (graded_asserts), so the prompt's definitions are its locals and shadow nothing of the solution's. The entry
+    point's name is the solution there too (HumanEval/33's test compares candidate with sort_third). Written out,
+    not exec'd from a string, so that its asserts are judged as graded_asserts says."""
     entry = item["entry_point"]
-    return _fresh_namespace_exec(f"{item['prompt']}\n{item['test']}\n{entry} = CANDIDATE[{entry!r}]\ncheck({entry})\n")
+    return (f"_fusechat_candidate = globals()[{entry!r}]\n{item['prompt']}\n{item['test']}\n"
+            f"{entry} = _fusechat_candidate\ncheck({entry})\n")
 
 
 def _jobs(item: dict, program: str) -> list[tuple[tuple[str, str], float]]:

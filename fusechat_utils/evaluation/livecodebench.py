@@ -57,7 +57,11 @@ from pathlib import Path
 
 from fusechat_utils.errors import UserError
 from fusechat_utils.evaluation import families
+from fusechat_utils.graded_asserts import HOST
 from fusechat_utils.verify import run_code
+
+# In the sandbox the checker's functions are the body of the tests function, whose parameter this is; here, the same.
+_fusechat_plain = HOST["plain"]
 
 TEST_TIMEOUT_S = 6  # lcb_runner --timeout (per test)
 
@@ -386,7 +390,8 @@ def _check_cases(program: str, tests: list[str], func_name: str | None, prelude:
                 ok = outputs_match(_stdin_case(code, prelude, case["input"], timeout_s), case["output"])
             else:
                 args = [json.loads(line) for line in case["input"].split("\n")]
-                ok = _as_lists(_timed(lambda: method(*args), timeout_s)) == json.loads(case["output"])
+                # plain first: a returned object's own __eq__ must not decide (graded_asserts)
+                ok = _fusechat_plain(_as_lists(_timed(lambda: method(*args), timeout_s))) == json.loads(case["output"])
             if not ok:
                 failure = f"{step}: wrong answer"
                 break
