@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from fusechat_utils import shards
+from fusechat_utils.progress import Progress
 
 
 def response_row(job: dict, source: str, k: int, text: str, finish: str, n_tokens: int) -> dict:
@@ -24,14 +24,17 @@ def generate_batches(cfg, src: dict, tok, jobs: list[list[dict]], chunk_dir: Pat
     from fusechat_utils.models import device, load_causal_lm
 
     model = load_causal_lm(src["model"], dtype=cfg.sample_dtype).to(device()).eval()
-    gen_s = 0.0
-    for batch in tqdm(jobs, desc=f"hf {src['name']}", unit="batch"):
+    gen_s, progress = 0.0, Progress(f"02 hf {src['name']}", sum(len(b) * len(b[0]["seeds"]) for b in jobs),
+                                    unit="responses")
+    for batch in jobs:
         rows, start = [], time.perf_counter()
         # all jobs of a batch share n (sampling.batches); sample k of every prompt is drawn under seed k
         for k in range(len(batch[0]["seeds"])):
             rows += generate_one(cfg, src, tok, model, batch, k)
         gen_s += time.perf_counter() - start
         shards.write_chunk(chunk_dir, src["name"], rows)
+        progress.update(len(rows), tokens=sum(r["n_tokens"] for r in rows))
+    progress.done()
     shards.write_timing(chunk_dir, "hf", src["name"], gen_s)
 
 
