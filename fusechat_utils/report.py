@@ -8,7 +8,9 @@ Usage:
 (`<sweep>/seed<k>/`, `<sweep>/<variant>-seed<k>/`). The analysis notebooks run with papermill into
 `<run-dir>/analysis/` first: `dataset_composition` once per distinct data (runs whose steps 01-04 wrote the same
 outputs share it, as the seeds of `make demo` do when 04 does not depend on the seed), `benchmark_tables` per run,
-`ablations` once over a sweep. The HTML comes from nbconvert's HTMLExporter (lab template) over one notebook made of
+`ablations` once over a sweep. An executed analysis notebook is reused when its fingerprint (its cells, the kit code
+they can run, packages, parameters, and the recorded outputs of every step of the runs it reads) is the one stored
+beside it (`.<name>.fingerprint.json`, written after a run without error), as `fusechat run` reuses steps. The HTML comes from nbconvert's HTMLExporter (lab template) over one notebook made of
 all of them, each under its own heading; the template drops the CDN scripts (require.js, MathJax, mermaid) so the
 file opens offline, and plots are already PNGs inside the executed notebooks.
 """
@@ -23,7 +25,9 @@ from pathlib import Path
 
 from fusechat_utils.config import PROJECT_ROOT
 from fusechat_utils.errors import UserError
-from fusechat_utils.io import atomic_path, read_json
+from fusechat_utils.io import atomic_path, hash_obj, read_json, write_json
+from fusechat_utils.provenance import package_versions, step_code
+from fusechat_utils.runner import KERNEL_ARGS, notebook_hash
 from fusechat_utils.steps import NOTEBOOKS_DIR, STEPS
 
 ANALYSIS_DIR = NOTEBOOKS_DIR / "analysis"
@@ -104,14 +108,27 @@ def execute_analysis(name: str, out: Path, parameters: dict) -> str | None:
     try:
         papermill.execute_notebook(str(ANALYSIS_DIR / f"{name}.ipynb"), str(out), parameters=parameters,
                                    kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
-                                   log_output=False)
+                                   log_output=False, extra_arguments=KERNEL_ARGS)
     except PapermillExecutionError as err:
         return f"{out}: cell {err.cell_index}: {err.ename}: {err.evalue}"
     return None
 
 
-def analysis_jobs(root: Path, runs: list[Path], labels: dict[Path, str]) -> list[tuple[str, Path, dict, str]]:
-    """(analysis notebook, executed notebook, parameters, title) for what the runs hold: composition where 04
+def analysis_fingerprint(name: str, parameters: dict, reads: list[Path]) -> str:
+    """What an executed analysis notebook depends on (see the module docstring)."""
+    notebook = ANALYSIS_DIR / f"{name}.ipynb"
+    outputs = {str(run): [read_json(run / step / "manifest.json").get("outputs_hash")
+                          if (run / step / "manifest.json").is_file() else None for step in STEPS] for run in reads}
+    return hash_obj({"notebook": notebook_hash(notebook), "code": step_code(notebook), "packages": package_versions(),
+                     "parameters": parameters, "outputs": outputs})
+
+
+def fingerprint_file(out: Path) -> Path:
+    return out.with_name(f".{out.stem}.fingerprint.json")
+
+
+def analysis_jobs(root: Path, runs: list[Path], labels: dict[Path, str]) -> list[tuple[str, Path, dict, str, list]]:
+    """(analysis notebook, executed notebook, parameters, title, the runs it reads) for what the runs hold: composition where 04
     wrote its sets (once per distinct 01-04 outputs), benchmark tables where 07 wrote results, and the seed
     spread over a sweep."""
     sweep = runs != [root]  # a sweep's analysis goes per run into <sweep>/analysis/<run>/, a run's into <run>/analysis/
@@ -120,7 +137,7 @@ def analysis_jobs(root: Path, runs: list[Path], labels: dict[Path, str]) -> list
     evaluated = [run for run in runs if (run / "07_eval" / "results.csv").is_file()]
     if sweep and evaluated:
         jobs.append(("ablations", root / "analysis" / "ablations.ipynb", {"sweep_dir": str(root)},
-                     "seed spread and variants"))
+                     "seed spread and variants", runs))
     by_data: dict[tuple, list[Path]] = {}
     for run in runs:
         if (run / "04_pairs" / "dpo.parquet").is_file():
@@ -128,20 +145,28 @@ def analysis_jobs(root: Path, runs: list[Path], labels: dict[Path, str]) -> list
     for first, *same in by_data.values():
         shared = f"; same 01-04 outputs as {', '.join(labels[r] for r in same)}" if same else ""
         jobs.append(("dataset_composition", folder[first] / "dataset_composition.ipynb", {"run_dir": str(first)},
-                     labels[first] + shared))
+                     labels[first] + shared, [first]))
     for run in evaluated:
-        jobs.append(("benchmark_tables", folder[run] / "benchmark_tables.ipynb", {"run_dir": str(run)}, labels[run]))
+        jobs.append(("benchmark_tables", folder[run] / "benchmark_tables.ipynb", {"run_dir": str(run)}, labels[run],
+                     [run]))
     return jobs
 
 
 def analysis_sections(root: Path, runs: list[Path], labels: dict[Path, str], log) -> tuple[list[Section], list[str]]:
     """Execute the analysis notebooks into <root>/analysis/; their sections and the errors of those that failed."""
     sections, errors = [], []
-    for name, out, parameters, title in analysis_jobs(root, runs, labels):
-        log(f"report: running analysis/{name}.ipynb ({title}) -> {out}", flush=True)
-        error = execute_analysis(name, out, parameters)
-        if error:
-            errors.append(error)
+    for name, out, parameters, title, reads in analysis_jobs(root, runs, labels):
+        fingerprint, stored = analysis_fingerprint(name, parameters, reads), fingerprint_file(out)
+        if out.is_file() and stored.is_file() and read_json(stored).get("fingerprint") == fingerprint:
+            log(f"report: reusing analysis/{name}.ipynb ({title}): unchanged since {out}", flush=True)
+        else:
+            log(f"report: running analysis/{name}.ipynb ({title}) -> {out}", flush=True)
+            stored.unlink(missing_ok=True)
+            error = execute_analysis(name, out, parameters)
+            if error:
+                errors.append(error)
+            else:
+                write_json(stored, {"fingerprint": fingerprint})
         where = out.relative_to(root / "analysis").with_suffix("")  # ablations, benchmark_tables, seed0/...
         anchor = re.sub(r"[^A-Za-z0-9_-]+", "-", f"analysis-{where}")
         sections.append(Section(anchor, f"analysis · {name} · {title}", out, "analysis", f"{name} ({title})"))

@@ -156,6 +156,11 @@ def outputs_reason(manifest: dict, step_dir: Path) -> str | None:
     return None
 
 
+# The kernel's startup warning about TCP without encryption is not ours to act on: it listens on 127.0.0.1 only and
+# every message is signed with the key of a 0600 connection file; printed once per notebook it buried real warnings.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def execute(step: str, params: dict[str, Any], out_nb: Path, log=None) -> None:
     """Run the step's notebook into `out_nb`; with `log`, the kernel's output lines go to it as they come."""
     import papermill
@@ -165,7 +170,7 @@ def execute(step: str, params: dict[str, Any], out_nb: Path, log=None) -> None:
     try:
         papermill.execute_notebook(str(notebook_path(step)), str(out_nb), parameters=params, kernel_name="python3",
                                    cwd=str(PROJECT_ROOT), progress_bar=False, log_output=False,
-                                   stdout_file=streams[0], stderr_file=streams[1])
+                                   stdout_file=streams[0], stderr_file=streams[1], extra_arguments=KERNEL_ARGS)
     except PapermillExecutionError as err:
         raise StepFailed(f"step {step} failed in cell {err.cell_index} ({err.ename}: {err.evalue})\n"
                          f"  executed notebook: {out_nb}") from None

@@ -176,3 +176,30 @@ def test_a_failing_analysis_notebook_still_writes_the_report_and_exits_1(tmp_pat
     assert 'id="broken-04_pairs"' in html and 'id="analysis-dataset_composition"' in html
     ename = re.search(r"dataset_composition\.ipynb: cell \d+: (\w+): ", error)[1]  # FileNotFoundError, today
     assert ename in html  # the failed cell's traceback
+
+
+@pytest.mark.slow
+def test_a_second_report_reuses_the_analysis_notebooks(sweep_report):
+    """Nothing changed: every analysis notebook is reused (the cached `make demo` re-run), byte for byte."""
+    before = {p: p.read_bytes() for p in (sweep_report / "analysis").rglob("*.ipynb")}
+    proc = subprocess.run([sys.executable, "-m", "fusechat_utils", "report", "--run-dir", str(sweep_report)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    analysis = [line for line in proc.stdout.splitlines() if "analysis/" in line]
+    assert len(analysis) == len(before) and all(line.startswith("report: reusing") for line in analysis), analysis
+    assert {p: p.read_bytes() for p in before} == before
+    assert "without encryption" not in proc.stderr
+
+
+def test_an_analysis_fingerprint_follows_the_outputs_it_reads(tmp_path):
+    from fusechat_utils.io import write_json
+    from fusechat_utils.report import analysis_fingerprint
+
+    runs = [tmp_path / "seed0", tmp_path / "seed1"]
+    for run in runs:
+        write_json(run / "07_eval" / "manifest.json", {"outputs_hash": "a"})
+    first = analysis_fingerprint("ablations", {"sweep_dir": str(tmp_path)}, runs)
+    assert analysis_fingerprint("ablations", {"sweep_dir": str(tmp_path)}, runs) == first
+    assert analysis_fingerprint("benchmark_tables", {"run_dir": str(runs[0])}, runs[:1]) != first
+    write_json(runs[1] / "07_eval" / "manifest.json", {"outputs_hash": "b"})  # seed1's 07 ran again, other results
+    assert analysis_fingerprint("ablations", {"sweep_dir": str(tmp_path)}, runs) != first
