@@ -17,8 +17,8 @@ the two reasoning category means, 中文语言 = mean of the six language catego
 count in these means, as AlignBench does, unless `drop_unrated`); dimension means over rated answers as
 dimension_calculate.py.
 
-Differs from AlignBench/FuseEval: (1) AlignBench sends no max_tokens to the judge; `JudgeClient` needs one, so it
-is 2048 (GPT-4's judgments are far shorter). (2) The judge model is a parameter (AlignBench hard-codes "gpt-4").
+Differs from AlignBench/FuseEval: (1) none here on the judge call: like AlignBench it sends no max_tokens
+(`JUDGE_PARAMS`; the server's default applies). (2) The judge model is a parameter (AlignBench hard-codes "gpt-4").
 (3) A judge call that keeps failing raises `JudgeError` (AlignBench: the exception ends the run too). (4) An
 unknown first-level category samples at 0.7 (upstream AlignBench's default; FuseEval would skip the question), and a
 subcategory with no answer type is a `UserError` at load (AlignBench would crash when judging). (5) Category means are
