@@ -3,7 +3,7 @@ on plain values, and the test code's checks out of the program's reach.
 
 Usage (verify.run_code does this for every code grader of 03 and 07):
     source, expected = rewrite("assert add(1, 2) == 3\\nassert add(0, 0) < 1")
-    ... run `source` in the sandbox under HARNESS_CHECKS, which reports {assert index: [digests]} ...
+    ... run `source` in the sandbox under verify.HARNESS, which reports {assert index: [digests]} ...
     failure = judge(expected, reported)   # None: every literal expectation held
 
 Why hand-written: EvalPlus, LiveCodeBench and HumanEval's `check()` compare in the candidate's own process
@@ -31,9 +31,17 @@ from __future__ import annotations
 
 import ast
 import inspect
-import json
 
-CHECKS = ("_fusechat_expect", "_fusechat_compare", "_fusechat_truth", "_fusechat_plain")
+# The tests function and its parameters, in order: make_checks()'s entries of these names, passed by the harness
+# (verify.HARNESS); the rewritten tests call them as `_fusechat_<name>`.
+TESTS_FUNCTION = "_fusechat_tests"
+CHECKS = ("expect", "compare", "truth", "plain")
+
+
+def check_name(check: str) -> str:
+    return f"_fusechat_{check}"
+
+
 OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.In: "in",
        ast.NotIn: "not in"}
 CONDITIONAL = (ast.If, ast.While, ast.Try, ast.IfExp, ast.BoolOp, ast.Lambda, ast.ListComp, ast.SetComp,
@@ -184,7 +192,7 @@ class _Rewriter(ast.NodeTransformer):
             value, other = literal
             i = len(self.expected)
             self.expected.append({"digest": HOST["digest"](value), "text": ast.get_source_segment(self.source, node)})
-            call = ast.Call(ast.Name("_fusechat_expect", ast.Load()), [ast.Constant(i), self.visit(other)], [])
+            call = ast.Call(ast.Name(check_name("expect"), ast.Load()), [ast.Constant(i), self.visit(other)], [])
             return ast.copy_location(ast.Expr(call), node)
         node = self.generic_visit(node)
         node.test = _truthy(node.test)
@@ -195,7 +203,7 @@ class _Rewriter(ast.NodeTransformer):
         if not all(type(op) in OPS for op in node.ops):
             return node  # `is`, `is not`: identity cannot be rigged
         ops = ast.Tuple([ast.Constant(OPS[type(op)]) for op in node.ops], ast.Load())
-        return ast.Call(ast.Name("_fusechat_compare", ast.Load()), [ops, node.left, *node.comparators], [])
+        return ast.Call(ast.Name(check_name("compare"), ast.Load()), [ops, node.left, *node.comparators], [])
 
 
 def _truthy(node: ast.expr) -> ast.expr:
@@ -205,7 +213,7 @@ def _truthy(node: ast.expr) -> ast.expr:
         return ast.BoolOp(node.op, [_truthy(v) for v in node.values])
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         return ast.UnaryOp(ast.Not(), _truthy(node.operand))
-    return ast.Call(ast.Name("_fusechat_truth", ast.Load()), [node], [])
+    return ast.Call(ast.Name(check_name("truth"), ast.Load()), [node], [])
 
 
 def _literal_side(test: ast.expr):
@@ -226,7 +234,7 @@ def _literal_side(test: ast.expr):
 
 
 def rewrite(tests: str) -> tuple[str, list[dict]]:
-    """(source, expected): the tests as the body of `_fusechat_tests(<checks>)`, and each literal expectation's
+    """(source, expected): the tests as the body of `TESTS_FUNCTION(<checks>)`, and each literal expectation's
     digest and assert text. Tests that do not parse, or cannot be a function body (`from m import *`), come back
     as they are, with no expectations (the sandbox then reports their own error)."""
     try:
@@ -235,10 +243,10 @@ def rewrite(tests: str) -> tuple[str, list[dict]]:
         return tests, []
     rewriter = _Rewriter(tests)
     body = [rewriter.visit(stmt) for stmt in tree.body] or [ast.Pass()]
-    args = ast.arguments(posonlyargs=[], args=[ast.arg(name) for name in CHECKS], kwonlyargs=[], kw_defaults=[],
+    args = ast.arguments(posonlyargs=[], args=[ast.arg(check_name(c)) for c in CHECKS], kwonlyargs=[], kw_defaults=[],
                          defaults=[])
-    func = ast.FunctionDef("_fusechat_tests", args, body, [], None, type_params=[]) \
-        if "type_params" in ast.FunctionDef._fields else ast.FunctionDef("_fusechat_tests", args, body, [], None)
+    func = ast.FunctionDef(TESTS_FUNCTION, args, body, [], None, type_params=[]) \
+        if "type_params" in ast.FunctionDef._fields else ast.FunctionDef(TESTS_FUNCTION, args, body, [], None)
     module = ast.fix_missing_locations(ast.Module([func], []))
     source = ast.unparse(module)
     try:
@@ -264,8 +272,4 @@ def judge(expected: list[dict], reported: dict) -> str | None:
 def sandbox_source() -> str:
     """make_checks' source, for the harness to define and call before the program."""
     return inspect.getsource(make_checks)
-
-
-def report_bytes(reported: dict) -> bytes:
-    return json.dumps(reported, separators=(",", ":")).encode()
 

@@ -10,9 +10,10 @@ Usage:
 outputs share it, as the seeds of `make demo` do when 04 does not depend on the seed), `benchmark_tables` per run,
 `ablations` once over a sweep. An executed analysis notebook is reused when its fingerprint (its cells, the kit code
 they can run, packages, parameters, and the recorded outputs of every step of the runs it reads) is the one stored
-beside it (`.<name>.fingerprint.json`, written after a run without error), as `fusechat run` reuses steps. The HTML comes from nbconvert's HTMLExporter (lab template) over one notebook made of
-all of them, each under its own heading; the template drops the CDN scripts (require.js, MathJax, mermaid) so the
-file opens offline, and plots are already PNGs inside the executed notebooks.
+beside it (`.<name>.fingerprint.json`, written after a run without error), as `fusechat run` reuses steps. The HTML
+comes from nbconvert's HTMLExporter (lab template) over one notebook made of all of them, each under its own heading;
+the template drops the CDN scripts (require.js, MathJax, mermaid) so the file opens offline, and plots are already
+PNGs inside the executed notebooks.
 """
 
 from __future__ import annotations
@@ -128,9 +129,9 @@ def fingerprint_file(out: Path) -> Path:
 
 
 def analysis_jobs(root: Path, runs: list[Path], labels: dict[Path, str]) -> list[tuple[str, Path, dict, str, list]]:
-    """(analysis notebook, executed notebook, parameters, title, the runs it reads) for what the runs hold: composition where 04
-    wrote its sets (once per distinct 01-04 outputs), benchmark tables where 07 wrote results, and the seed
-    spread over a sweep."""
+    """(analysis notebook, executed notebook, parameters, title, the runs it reads) for what the runs hold:
+    composition where 04 wrote its sets (once per distinct 01-04 outputs), benchmark tables where 07 wrote results,
+    and the seed spread over a sweep."""
     sweep = runs != [root]  # a sweep's analysis goes per run into <sweep>/analysis/<run>/, a run's into <run>/analysis/
     folder = {run: root / "analysis" / (labels[run] if sweep else "") for run in runs}
     jobs = []

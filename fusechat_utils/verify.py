@@ -14,7 +14,7 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from fusechat_utils.graded_asserts import judge, rewrite, sandbox_source
+from fusechat_utils.graded_asserts import CHECKS, TESTS_FUNCTION, judge, rewrite, sandbox_source
 from fusechat_utils.sandbox import isolation, run_python
 
 # imported before the program runs, so that what it patches in them is given back before the tests
@@ -124,15 +124,15 @@ def _fusechat_harness(program, tests, checks_source):
     sys.modules.update((m.__name__, m) for m, _ in modules if m.__name__ in sys.modules)
     space = dict(main.__dict__)
     exec(compile(tests, "<tests>", "exec"), space)
-    run = space.pop("_fusechat_tests", None)
+    run = space.pop(%r, None)
     if run is not None:
-        space["__builtins__"] = dict(pristine)
-        types.FunctionType(run.__code__, space)(checks["expect"], checks["compare"], checks["truth"], checks["plain"])
+        space["__builtins__"] = dict(pristine)  # a function takes its builtins when made: make it again
+        types.FunctionType(run.__code__, space)(*[checks[name] for name in %r])
     write(channel, nonce + b"\\n" + dumps(checks["reported"]).encode())
 
 
 _fusechat_harness(%%s, %%s, %%s)
-""" % (PRELOADED,)
+""" % (PRELOADED, TESTS_FUNCTION, CHECKS)
 
 
 def run_code(program: str, tests: str, timeout_s: float = 10.0) -> CodeResult:
@@ -151,8 +151,8 @@ def run_code(program: str, tests: str, timeout_s: float = 10.0) -> CodeResult:
     nonce = secrets.token_hex(16).encode()
     script = HARNESS % (ascii(program + "\n"), ascii(source + "\n"), ascii(sandbox_source()))
     result = run_python(script, timeout_s=timeout_s, channel=nonce)
-    finished, _, report = result.channel.partition(b"\n")
-    finished = finished == nonce
+    marker, _, report = result.channel.partition(b"\n")
+    finished = marker == nonce
     if result.timed_out:
         return CodeResult(False, f"timeout after {timeout_s:g} s [{isolation()}]")
     if result.returncode == 0:
