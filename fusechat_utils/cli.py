@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     toy = sub.add_parser("toy-world", help="build the toy world (models, fixtures, benchmarks) if missing")
     toy.add_argument("--out-dir", default="outputs/toy_world")
     toy.add_argument("--force", action="store_true")
+    real = sub.add_parser("real-world", help="build the SmolLM2 profile's world (real prompt rows in the datasets' "
+                          "schemas, ArmoRM's stand-in; fusechat_utils/real_world.py) if missing")
+    real.add_argument("--out-dir", help="default: outputs/smollm2_world")
+    real.add_argument("--force", action="store_true")
     imp = sub.add_parser("import-results", help="merge numbers computed elsewhere (LiveBench, AlpacaEval, ...) into "
                          "<run-dir>/07_eval/results.csv; format: fusechat_utils/evaluation/results_import.py")
     imp.add_argument("--run-dir", required=True, help="the run folder, e.g. outputs/llama3.1-8b")
@@ -218,6 +222,14 @@ def _toy_world(args) -> int:
     return 0
 
 
+def _real_world(args) -> int:
+    from fusechat_utils.real_world import build
+
+    path = build(**({"out_dir": args.out_dir} if args.out_dir else {}), force=args.force)
+    print(f"SmolLM2 world ready at {path}")
+    return 0
+
+
 def _import_results(args) -> int:
     from fusechat_utils.evaluation.results_import import import_results
 
@@ -270,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "sweep": _sweep, "toy-world": _toy_world, "plan": _plan,
+        return {"run": _run, "sweep": _sweep, "toy-world": _toy_world, "real-world": _real_world, "plan": _plan,
                 "import-results": _import_results, "export-data": _export_data, "merge": _merge, "submit": _submit,
                 "push": _push, "fetch-model": _fetch_model, "eval": _eval,
                 "report": _report, "rehearse": _rehearse}[args.command](args)
