@@ -5,6 +5,7 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import PIPELINE_TIMEOUT_S
 
 from fusechat_utils.config import PROJECT_ROOT
 from fusechat_utils.io import read_json
@@ -13,7 +14,7 @@ from fusechat_utils.steps import STEPS
 
 def fusechat(*args):
     return subprocess.run([sys.executable, "-m", "fusechat_utils", *args], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=1800)
+                          text=True, timeout=PIPELINE_TIMEOUT_S)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
+from conftest import PIPELINE_TIMEOUT_S
 
 from fusechat_utils.chat_templates import ARMORM, FAMILY_GENERATION_EOS, stand_in_for, stand_in_reward_model
 from fusechat_utils.config import PROJECT_ROOT, load_profile
@@ -114,7 +115,8 @@ def test_the_loopback_judge_answers_in_every_judged_benchmarks_format():
 
 def rehearse_cli(profile: str, run_dir) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fusechat_utils", "rehearse", "--profile", profile, "--run-dir",
-                           str(run_dir), "--quiet"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1800)
+                           str(run_dir), "--quiet"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=PIPELINE_TIMEOUT_S)
 
 
 def printed_overrides(stdout: str) -> dict[str, str]:
