@@ -3,6 +3,8 @@ for minutes says how far it is in the CLI and in papermill's log without floodin
 
 Line: `[07 GSM8K base] 128/1319 prompts (9.7 %), 412.3 tok/s, elapsed 3m10s, ETA 29m27s`, on stderr.
 Usage: `p = Progress("07 GSM8K base", total=1319)`; `p.update(64, tokens=8123)` per batch; `p.done()`.
+vLLM counts its own requests: `llm.generate(..., use_tqdm=vllm_progress("07 GSM8K base"))` prints the same kind of
+line (requests done, vLLM's token rates, ETA) from inside its engine loop.
 """
 
 from __future__ import annotations
@@ -50,3 +52,38 @@ class Progress:
         """The closing line, printed only when the loop ran long enough to have been worth a progress line."""
         if self.now() - self.started >= self.every_s:
             self._emit()
+
+
+class _Nowhere:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def vllm_progress(label: str, every_s: float = 30.0):
+    """A tqdm class for vLLM's `LLM.generate(use_tqdm=...)`: a whole line every `every_s` seconds and one at the
+    end, none for a call shorter than `every_s` (as Progress).
+
+    tqdm's own bar redraws one line with carriage returns, which the CLI's line relay and papermill's log hold back
+    until the bar closes; this one ends every line. Imported in the vLLM venv, which has tqdm (vLLM needs it).
+    """
+    from tqdm import tqdm
+
+    class Lines(tqdm):
+        def __init__(self, *args, **kwargs):
+            self.out = sys.stderr  # tqdm's own writes (a closing newline, carriage returns) go to _Nowhere
+            kwargs.update(desc=label, mininterval=every_s, miniters=1, file=_Nowhere(), dynamic_ncols=False,
+                          bar_format="[{desc}] {n_fmt}/{total_fmt} requests ({percentage:.1f} %), elapsed {elapsed}, "
+                                     "ETA {remaining}{postfix}")
+            self.began, self.shown = time.monotonic(), None
+            super().__init__(*args, **kwargs)
+
+        def display(self, msg=None, pos=None):
+            if self.n != self.shown and time.monotonic() - self.began >= every_s:
+                print(self.__str__(), file=self.out, flush=True)
+                self.shown = self.n
+            return True
+
+    return Lines

@@ -21,7 +21,9 @@ def sampling_params(src: dict, seed: int, max_new_tokens: int):
                           repetition_penalty=src["repetition_penalty"], max_tokens=max_new_tokens, seed=seed)
 
 
-def generate(llm, req: dict, batch: list[dict]) -> list[dict]:
+def generate(llm, req: dict, batch: list[dict], label: str = "") -> list[dict]:
+    from fusechat_utils.progress import vllm_progress
+
     src = req["source"]
     prompts, params, keys = [], [], []
     for job in batch:
@@ -29,7 +31,7 @@ def generate(llm, req: dict, batch: list[dict]) -> list[dict]:
             prompts.append({"prompt_token_ids": job["prompt_token_ids"]})
             params.append(sampling_params(src, seed, req["max_new_tokens"]))
             keys.append((job, k))
-    outs = llm.generate(prompts, params, use_tqdm=False)
+    outs = llm.generate(prompts, params, use_tqdm=vllm_progress(label or src["name"]))
     rows = []
     for (job, k), out in zip(keys, outs, strict=True):
         c = out.outputs[0]
@@ -54,7 +56,7 @@ def main(request_path: str) -> None:
     gen_s = 0.0
     for i, batch in enumerate(req["batches"], 1):
         start = time.perf_counter()
-        rows = generate(llm, req, batch)
+        rows = generate(llm, req, batch, f"02 {req.get('label', src['name'])} batch {i}/{len(req['batches'])}")
         gen_s += time.perf_counter() - start
         shards.write_chunk(req["chunk_dir"], src["name"], rows, req.get("part", 0))
         print(f"vllm {req.get('label', src['name'])}: batch {i}/{len(req['batches'])} committed", flush=True)

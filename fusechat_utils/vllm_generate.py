@@ -54,7 +54,10 @@ def generate(req: dict) -> list[list[str]]:
               max_model_len=decoding.get("max_model_len"), tensor_parallel_size=req.get("tensor_parallel_size", 1),
               **cpu_engine_args())
     decoding = in_vocab(decoding, len(llm.get_tokenizer()))
-    outs = llm.generate(req["texts"], sampling_params(decoding), use_tqdm=False)
+    from fusechat_utils.progress import vllm_progress
+
+    progress = vllm_progress(req.get("label") or req["model"])
+    outs = llm.generate(req["texts"], sampling_params(decoding), use_tqdm=progress)
     return [[c.text for c in out.outputs] for out in outs]
 
 

@@ -2,7 +2,7 @@
 
 import io
 
-from fusechat_utils.progress import Progress
+from fusechat_utils.progress import Progress, vllm_progress
 
 
 class FakeClock:
@@ -35,3 +35,28 @@ def test_a_short_loop_prints_nothing():
     p.update(4, tokens=100)
     p.done()
     assert out.getvalue() == ""
+
+
+def test_vllm_progress_prints_whole_lines_once_per_count(capsys):
+    """Driven as vLLM's engine loop drives its bar (common/offline.py): postfix set, update(1), refresh at the
+    end, close. every_s=0 makes every update due, so the lines are exact."""
+    bar = vllm_progress("02 src batch 1/1", every_s=0)(total=3, desc="Processed prompts", dynamic_ncols=True,
+                                                         postfix="est. speed input: 0.00 toks/s, output: 0.00 toks/s")
+    for i in range(3):
+        bar.postfix = f"est. speed input: {i}.00 toks/s, output: 1.00 toks/s"
+        bar.update(1)
+    bar.refresh()
+    bar.close()
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert [line.split("]")[1].split(" requests")[0] for line in lines] == [" 0/3", " 1/3", " 2/3", " 3/3"]
+    assert all(line.startswith("[02 src batch 1/1] ") for line in lines)
+    assert lines[-1].endswith("est. speed input: 2.00 toks/s, output: 1.00 toks/s")
+
+
+def test_vllm_progress_is_silent_for_a_short_call(capsys):
+    bar = vllm_progress("07 x", every_s=3600)(total=2)
+    bar.update(2)
+    bar.close()
+    assert capsys.readouterr().err == ""

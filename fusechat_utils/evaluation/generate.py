@@ -106,16 +106,17 @@ def generate_raw(model_path: str, texts: list[str], decoding: dict, batch_size: 
 
 
 def generate_raw_vllm(model_path: str, texts: list[str], decoding: dict, python: str = "",
-                      dtype: str = "bfloat16") -> list[list[str]]:
+                      dtype: str = "bfloat16", label: str = "") -> list[list[str]]:
     """The same with vLLM (paper profiles): every sampling key of the decoding applies. `python`: the interpreter
-    of a venv that has vLLM (its own venv on CPU, `.venv-vllm`); empty: vLLM in this interpreter."""
+    of a venv that has vLLM (its own venv on CPU, `.venv-vllm`); empty: vLLM in this interpreter. Progress lines
+    as generate_raw's (progress.vllm_progress)."""
     import json
     import tempfile
     from pathlib import Path
 
     from fusechat_utils import vllm_generate, vllm_launch
 
-    request = {"model": model_path, "texts": texts, "decoding": decoding, "dtype": dtype}
+    request = {"model": model_path, "texts": texts, "decoding": decoding, "dtype": dtype, "label": label}
     if not python:
         return vllm_generate.generate(request)
     with tempfile.TemporaryDirectory(prefix="fusechat-vllm-") as tmp:

@@ -63,7 +63,7 @@ def generate_for(cfg, model: str, prompts: list[str]) -> list[str]:
 def generate_texts(cfg, model: str, texts: list[str], decoding: dict, label: str = "") -> list[list[str]]:
     """`decoding["n"]` samples per raw prompt with the configured backend."""
     if cfg.eval_backend == "vllm":
-        return generate_raw_vllm(model, texts, decoding, cfg.eval_vllm_python, cfg.eval_dtype)
+        return generate_raw_vllm(model, texts, decoding, cfg.eval_vllm_python, cfg.eval_dtype, label=label)
     return generate_raw(model, texts, decoding, cfg.eval_batch_size, label=label)
 
 
