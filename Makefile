@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: venv vllm-venv gpu-venvs browser demo test test-fast lab toy-world ablations clean-outputs real-model
+.PHONY: venv vllm-venv gpu-venvs browser demo test test-fast lab toy-world ablations clean-outputs real-model real-demo
 
 # The stamp is remade whenever pyproject.toml changes, so `make` keeps .venv in step with the pins.
 $(VENV)/.installed: pyproject.toml
@@ -53,6 +53,12 @@ REAL_MODEL := outputs/models/SmolLM2-135M-Instruct/provenance.json
 $(REAL_MODEL): $(VENV)/.installed
 	$(PY) -m fusechat_utils fetch-model smollm2-135m-instruct
 real-model: $(REAL_MODEL)
+
+# A real model through 01-07 on CPU (params/smollm2/, ~1 h on 2 cores): SmolLM2-135M-Instruct as target and both
+# sources, real prompt rows, real math and code grading; base vs SFT vs DPO in outputs/smollm2/07_eval/.
+real-demo: venv vllm-venv $(REAL_MODEL)
+	$(PY) -m fusechat_utils real-world
+	$(PY) -m fusechat_utils run --profile smollm2
 
 toy-world: venv
 	$(PY) -m fusechat_utils toy-world
