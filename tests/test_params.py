@@ -14,8 +14,9 @@ from fusechat_utils.config import PARAMS_DIR, ParamError, load_profile, load_pro
 from fusechat_utils.steps import NOTEBOOKS_DIR, STEPS, config_class, notebook_path
 
 PAPER_PROFILES = ["llama3.1-8b", "qwen2.5-7b", "gemma2-9b", "llama3.2-3b", "llama3.2-1b"]
+REAL_PROFILES = ["smollm2"]  # a real model on CPU, an overlay on llama3.2-1b
 BASES = ["paper"]  # shared bases: not runnable on their own
-PROFILES = ["toy", *PAPER_PROFILES]
+PROFILES = ["toy", *PAPER_PROFILES, *REAL_PROFILES]
 TARGET_KEYS = {"run_dir", "target_model", "sft_learning_rate", "dpo_learning_rate", "dpo_beta", "dpo_loss_type"}
 
 
