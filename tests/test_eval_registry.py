@@ -199,3 +199,35 @@ def test_mt_bench_judged_by_a_vllm_server_and_a_rerun_makes_no_judge_call(tmp_pa
     calls.clear()
     run(EvalConfig(**cfg))
     assert calls and not any(calls)  # every verdict read from the cache
+
+
+# What each shipped file holds, and what FuseEval scored (the paper's values are fractions of these counts).
+TASKS = {"AlpacaEval-2 (LC %)": 805, "Arena-Hard (WR %)": 500, "MT-Bench": 80, "AlignBench v1.1": 683,
+         "MMLU-Pro": 12032, "MMLU-redux": 14042, "GSM8K": 1319, "MATH": 500, "HumanEval": 164, "MBPP": 378}
+HEADLINE = {"HumanEval": "base_correct", "MBPP": "base_correct", "GSM8K": "correct", "MATH": "correct",
+            "AMC 23": "correct", "MMLU-Pro": "correct", "MMLU-redux": "correct", "GPQA-Diamond": "correct",
+            "LiveCodeBench 2408-2411": "correct"}
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_each_shipped_benchmark_holds_the_task_count_fuseeval_scored(name):
+    # MATH: MATH-500 ships (FuseEval scored the 5,000-problem test, given through eval_data_files)
+    assert len(REGISTRY[name].load({})) == TASKS[name]
+
+
+def test_the_headline_metric_of_each_graded_benchmark_is_fuseevals():
+    assert {n: b.score for n, b in REGISTRY.items() if b.kind == "graded"} == HEADLINE
+    mbpp = REGISTRY["MBPP"].load({})
+    assert not {"Mbpp/83", "Mbpp/783"} & {it["id"] for it in mbpp} and not any("http" in it["prompt"] for it in mbpp)
+
+
+def test_code_benchmarks_report_base_tests_first_then_plus_when_the_file_has_plus_inputs():
+    from fusechat_utils.evaluation.runners import graded_rows
+
+    plus = [[{"correct": False, "base_correct": True, "plus_correct": False}],
+            [{"correct": True, "base_correct": True, "plus_correct": True}]]
+    rows = graded_rows(REGISTRY["MBPP"], "m", "base", plus)
+    assert [(r["metric"], r["value"], r["n"]) for r in rows] == [("pass@1", 100.0, 2), ("pass@1_plus", 50.0, 2)]
+    base_only = [[{"correct": True, "base_correct": True}], [{"correct": False, "base_correct": False}]]
+    rows = graded_rows(REGISTRY["HumanEval"], "m", "base", base_only)
+    assert [(r["metric"], r["value"]) for r in rows] == [("pass@1", 50.0)]

@@ -41,11 +41,19 @@ generate.py puts a local ./evalplus clone, absent from the snapshot, first on sy
 - np.allclose is mirrored for numbers nested in lists/tuples with numpy's broadcasting; numpy arrays (which need
   numpy) are not handled.
 - The HumanEval.jsonl shipped here has no plus inputs: its score is base HumanEval (FuseEval's HumanEval+ runs
-  v0.1.10). Which MBPP+ FuseEval scored is not certain: evalplus 0.3.x downloads v0.2.0 (378 tasks) unless told
-  otherwise; the kit uses the v0.1.0 file (399) FuseEval ships.
+  v0.1.10).
 
-Usage: `items = load("data/benchmarks/mbpp_plus/MbppPlus-v0.1.0.jsonl")`;
-`text = build_prompt(items[0], "llama3", tok)`; `grade(items[0], response)["correct"]`.
+Which score, on which tasks: FuseEval's paper values are base-test pass@1 (evalplus prints base and plus; Llama-3.1-
+8B-Instruct's 69.5 / 75.4 are its base HumanEval / MBPP figures) on MBPP+ v0.2.0, the version evalplus 0.3.x
+downloads unless told otherwise: all 16 of the paper's MBPP values are k/378, 9 cannot be k/399. So `grade` returns
+`base_correct` (the registry's headline) and, for plus-schema rows, `plus_correct` (base and plus inputs, the "+"
+score; a second results row), and `load(path, "mbpp_plus_v0.2.0")` takes v0.2.0's 378 tasks out of the v0.1.0 file
+that ships: evalplus made v0.2.0 from v0.1.0 by cutting the links from 19 prompts (tools/mbpp/fix_v010.py) and
+removing 21 tasks whose original tests are wrong (fix_v011.py). What those scripts do is redone here; any other
+change in v0.2.0's file (none is recorded) is not. A v0.2.0 file given in eval_data_files goes through unchanged.
+
+Usage: `items = load("data/benchmarks/mbpp_plus/MbppPlus-v0.1.0.jsonl", "mbpp_plus_v0.2.0")`;
+`text = build_prompt(items[0], "llama3", tok)`; `grade(items[0], response)["base_correct"]`.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ import inspect
 import io
 import json
 import pickle
+import re
 import signal
 import sys
 import time
@@ -105,6 +114,10 @@ PLUS_FIELDS = {"task_id": str, "prompt": str, "entry_point": str, "canonical_sol
                "base_input": list, "plus_input": list, "atol": (int, float)}
 HUMANEVAL_FIELDS = {"task_id": str, "prompt": str, "entry_point": str, "canonical_solution": str, "test": str}
 DATASETS = {"HumanEval/": "humaneval", "Mbpp/": "mbpp"}  # evalplus's --dataset, which picks the special oracles
+# MBPP+ v0.1.0 -> v0.2.0 (evalplus tools/mbpp/fix_v011.py: tasks whose original MBPP tests are wrong)
+MBPP_V020_REMOVED = frozenset(f"Mbpp/{n}" for n in (83, 115, 117, 143, 164, 229, 249, 295, 396, 400, 407, 431, 438,
+                                                      442, 461, 574, 582, 595, 640, 746, 783))
+LINK = re.compile(r"https?://\S+")  # fix_v010.py cuts each prompt's one link (a tutorial page), nothing around it
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -142,8 +155,9 @@ def _item(row: dict, path, n: int) -> dict:
     return {"id": row["task_id"], "dataset": dataset, **{k: row[k] for k in fields}}
 
 
-def load(path: str | Path) -> list[dict]:
-    """The rows of an EvalPlus (or openai HumanEval) jsonl file, in file order, each with `id` = task_id."""
+def load(path: str | Path, dataset: str = "") -> list[dict]:
+    """The rows of an EvalPlus (or openai HumanEval) jsonl file, in file order, each with `id` = task_id;
+    dataset "mbpp_plus_v0.2.0": MBPP+ v0.2.0's tasks and prompts (module docstring), from a v0.1.0 or v0.2.0 file."""
     items, seen = [], set()
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -160,7 +174,11 @@ def load(path: str | Path) -> list[dict]:
             items.append(item)
     if not items:
         raise UserError(f"{path}: no rows")
-    return items
+    return mbpp_v020(items) if dataset == "mbpp_plus_v0.2.0" else items
+
+
+def mbpp_v020(items: list[dict]) -> list[dict]:
+    return [{**it, "prompt": LINK.sub("", it["prompt"])} for it in items if it["id"] not in MBPP_V020_REMOVED]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -482,13 +500,15 @@ def grade_many(pairs: list[tuple[dict, str]], workers: int = 2) -> list[dict]:
     for pred, js in zip(preds, jobs):
         results = [verdicts[job] for job, _ in js]
         failed = [r.reason for r in results if not r.passed]
-        graded.append({"correct": not failed, "base_correct": results[0].passed, "pred": pred,
-                       "reason": failed[0] if failed else "passed"})
+        grades = {"correct": not failed, "base_correct": results[0].passed, "pred": pred,
+                  "reason": failed[0] if failed else "passed"}
+        graded.append({**grades, "plus_correct": not failed} if len(results) > 1 else grades)
     return graded
 
 
 def grade(item: dict, response: str) -> dict:
-    """correct (base and plus inputs pass), base_correct, pred (the sanitized code), reason (the first failure)."""
+    """correct (every input passes), base_correct (the base tests: FuseEval's headline), plus_correct (base and
+    plus inputs; plus-schema rows only), pred (the sanitized code), reason (the first failure)."""
     return grade_many([(item, response)])[0]
 
 

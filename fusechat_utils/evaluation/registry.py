@@ -35,6 +35,8 @@ class Benchmark:
     grader: str
     fuseeval: str  # what FuseEval ran (fuseeval_settings in the docs)
     differs: str = ""  # where a run here differs from FuseEval, and why
+    score: str = "correct"  # the grade field the headline metric averages (graded entries)
+    more: tuple[tuple[str, str], ...] = ()  # (metric suffix, grade field): rows after the headline, where graded
 
     def impl(self):
         if self.module is None:
@@ -119,14 +121,20 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
               "Math-Eval answer extraction; equivalence by math-verify",
               "40 problems (Qwen2.5-Math evaluation/data/amc23/test.jsonl), greedy 2048 tokens"),
     Benchmark("HumanEval", "coding", "graded", "evalplus_code", "humaneval/HumanEval.jsonl", "humaneval",
-              "pass@1", "evalplus sanitizer; tests run in the kit's sandbox",
-              "EvalPlus HumanEval+ v0.1.10, greedy 2048 tokens, chat prompt opening a code block",
-              "base HumanEval tests unless the HumanEval+ file is given (over 4 MiB, not shipped); the sandbox has no "
-              "numpy; HumanEval/32 graded as evalplus's later fix does (0.3.1 fails every answer)"),
-    Benchmark("MBPP", "coding", "graded", "evalplus_code", "mbpp_plus/MbppPlus-v0.1.0.jsonl", "mbpp_plus",
-              "pass@1", "evalplus sanitizer; base + plus inputs run in the kit's sandbox",
-              "EvalPlus MBPP+ v0.1.0 (399 tasks, the file FuseEval ships), greedy 2048 tokens",
-              "Mbpp/255 cannot pass here: its reference needs more than the sandbox's 1 GiB on one plus input"),
+              "pass@1", "evalplus sanitizer; tests run in the kit's sandbox; pass@1 on the base tests (FuseEval's "
+              "figure), pass@1_plus with the plus inputs too when the HumanEval+ file is given",
+              "EvalPlus HumanEval+ v0.1.10 (164 tasks), greedy 2048 tokens, chat prompt opening a code block",
+              "the HumanEval+ file is over 4 MiB and not shipped, so no pass@1_plus row by default; the sandbox has no "
+              "numpy; HumanEval/32 graded as evalplus's later fix does (0.3.1 fails every answer)",
+              score="base_correct", more=(("_plus", "plus_correct"),)),
+    Benchmark("MBPP", "coding", "graded", "evalplus_code", "mbpp_plus/MbppPlus-v0.1.0.jsonl", "mbpp_plus_v0.2.0",
+              "pass@1", "evalplus sanitizer; base + plus inputs run in the kit's sandbox; pass@1 on the base tests "
+              "(FuseEval's figure), pass@1_plus on base and plus",
+              "EvalPlus MBPP+ v0.2.0 (378 tasks: evalplus 0.3.x's default; the paper's values are all k/378), greedy "
+              "2048 tokens",
+              "v0.2.0 taken out of the v0.1.0 file FuseEval ships by evalplus's two recorded edits (evalplus_code.py); "
+              "Mbpp/255 cannot pass here: its reference needs more than the sandbox's 1 GiB on one plus input",
+              score="base_correct", more=(("_plus", "plus_correct"),)),
     Benchmark("LiveCodeBench 2408-2411", "coding", "graded", "livecodebench", None, "livecodebench", "pass@1",
               "stdin and functional tests (private ones decoded) in the kit's sandbox",
               "lcb_runner release_latest, n 10, temperature 0.2, top_p 0.95, 2000 tokens; scored from "

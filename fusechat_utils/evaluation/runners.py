@@ -131,10 +131,21 @@ def run_graded(cfg, bench: Benchmark, stage: str, model: str) -> tuple[list[dict
     samples = generate_texts(cfg, model, texts, decoding, label=f"07 {bench.name} {stage}")
     graded = grade_samples(impl, items, samples)
     rows = [{"id": it["id"], "prompt": text, "responses": rs, "grades": gs,
-             "correct": sum(g["correct"] for g in gs) / len(gs)} for it, text, rs, gs in zip(items, texts, samples, graded)]
-    scores = [r["correct"] for r in rows]
-    mean, se = winrate.mean_stderr(scores)
-    return [result_row(model, stage, bench.name, bench.metric, 100 * mean, len(scores), 100 * se)], {bench.name: rows}
+             "correct": sum(g[bench.score] for g in gs) / len(gs)}
+            for it, text, rs, gs in zip(items, texts, samples, graded)]
+    return graded_rows(bench, model, stage, graded), {bench.name: rows}
+
+
+def graded_rows(bench: Benchmark, model: str, stage: str, graded: list[list[dict]]) -> list[dict]:
+    """The headline (mean over items of each item's mean `bench.score`), then each of `bench.more` that every grade
+    holds (evalplus's plus score exists only for rows with plus inputs)."""
+    out = []
+    for suffix, key in (("", bench.score), *bench.more):
+        if not all(key in g for gs in graded for g in gs):
+            continue
+        mean, se = winrate.mean_stderr([sum(g[key] for g in gs) / len(gs) for gs in graded])
+        out.append(result_row(model, stage, bench.name, bench.metric + suffix, 100 * mean, len(graded), 100 * se))
+    return out
 
 
 def run_judged(cfg, bench: Benchmark, stage: str, model: str) -> tuple[list[dict], dict[str, list[dict]]]:
