@@ -117,7 +117,7 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
               "MATH test (5,000 problems), family math-cot template, greedy 2048 tokens",
               "the kit ships MATH-500 (the 5,000-problem file is not in the public snapshots); give the full "
               "test set in eval_data_files to match FuseEval"),
-    Benchmark("AMC 23", "mathematics", "graded", "fuseeval_math", None, "amc23", "accuracy",
+    Benchmark("AMC 23", "mathematics", "graded", "fuseeval_math", "amc23/test.jsonl", "amc23", "accuracy",
               "Math-Eval answer extraction; equivalence by math-verify",
               "40 problems (Qwen2.5-Math evaluation/data/amc23/test.jsonl), greedy 2048 tokens"),
     Benchmark("HumanEval", "coding", "graded", "evalplus_code", "humaneval/HumanEval.jsonl", "humaneval",
