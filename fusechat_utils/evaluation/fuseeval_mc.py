@@ -12,10 +12,12 @@ Items: `id`, `dataset`, `question`, `options` (list, "N/A" dropped), `answer` (t
 MMLU and GPQA `answer` is the letter of the int answer, as FuseEval's `chr(answer+65)`.
 
 Differs from FuseEval:
-- GPQA: FuseEval reads `data/gpqa_formatted/diamond` (Question, options, answer int), but that parquet is a Git-LFS
-  pointer in its repository, so its option order is unknown. We also read the public Idavidrein/gpqa CSV schema
-  (Question, Correct Answer, Incorrect Answer 1-3) and shuffle the four options with `random.Random(question)`:
-  fixed per question, but not FuseEval's order. A file in the gpqa_formatted schema loads as is.
+- GPQA: FuseEval reads its own pre-formatted parquet (Question, options, answer int; SLIT-AI/FuseChat-3.0
+  `FuseEval/General-Eval/MC-Eval/data/gpqa_formatted/diamond/train-00000-of-00001.parquet`, 198 rows, public
+  there); given in eval_data_files it loads as is, in FuseEval's option order (checked on that file: 198 items,
+  the oracle 198/198, a wrong answer 0). The kit does not ship it: GPQA asks that its items not be republished in
+  plain text. Only when the raw Idavidrein/gpqa CSV (Question, Correct Answer, Incorrect Answer 1-3) is all a
+  user has: its four options shuffled with `random.Random(question)`, fixed per question but not FuseEval's order.
 - MMLU-redux (edinburgh-dawg/mmlu-redux: question, choices, answer int, error_type, ...) loads as an option;
   FuseEval never reads it. `error_type` is kept on the item; nothing is filtered.
 Usage: `items = load(path)`; `text = build_prompt(items[0], "qwen25", tokenizer)`; `grade(items[0], response)`.

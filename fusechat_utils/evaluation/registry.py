@@ -106,8 +106,10 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
               "(edinburgh-dawg/mmlu-redux schema) can be given in eval_data_files"),
     Benchmark("GPQA-Diamond", "general", "graded", "fuseeval_mc", None, "gpqa", "accuracy",
               "MC-Eval regex chain; a seeded random guess when no letter parses",
-              "198 questions (gated: Idavidrein/gpqa), max_model_len 8192, greedy 2048 tokens",
-              "options shuffled by a fixed per-question seed: FuseEval's pre-formatted file is not public"),
+              "198 questions in FuseEval's pre-formatted order (MC-Eval/data/gpqa_formatted/diamond), max_model_len "
+              "8192, greedy 2048 tokens",
+              "not shipped (GPQA asks that its items not be republished): give FuseEval's parquet in eval_data_files; "
+              "a raw Idavidrein/gpqa CSV gets its options shuffled by a fixed per-question seed, not FuseEval's order"),
     Benchmark("GSM8K", "mathematics", "graded", "fuseeval_math", "gsm8k/qwen2.5-math/test.jsonl", "gsm8k",
               "accuracy", "Math-Eval answer extraction; equivalence by math-verify",
               "1,319 problems, family math-cot template, greedy 2048 tokens",
