@@ -23,11 +23,13 @@
 
 Written by hand: lcb_runner is not a package on PyPI and its checker (testing_util.py) is not a library. What
 differs from lcb_runner's checker, and why:
-- stdout comparison (`outputs_match`): lines stripped, blank lines dropped, then equal; else same number of
-  lines and per line either tokens equal (numbers within 1e-8 + 1e-5 * |expected|, digit strings exactly) or
-  equal token sets. lcb_runner compares numbers only on lines holding one number each; ours compares numbers
-  token by token (so "0.5000001 2" matches "0.5 2"). The token-set fallback is lcb_runner's (it ignores order
-  and repeats within a line) and is kept so scores stay comparable.
+- stdout comparison (`outputs_match`) is lcb_runner's, in its order (FuseEval's copy,
+  LiveCodeBench/lcb_runner/evaluation/testing_util.py, run_test): the whole output equals the expected one after
+  stripping its ends (or each line's); or its lines equal the expected lines (split on "\n", empty ones dropped,
+  each stripped), with or without its own empty lines; or every line is one number, not all of them digit strings,
+  and they agree within np.allclose's tolerance (1e-8 + 1e-5 * |expected|). Nothing else passes: lcb_runner's
+  token-set conversions compute no verdict (its set comparison is commented out), so "2 1" is not "1 2", and
+  "0.5000001 2" is not "0.5 2". Checked case by case against lcb_runner's own run_test (tests).
 - a stdin program runs under `__name__ == "__main__"` (lcb_runner unwraps only a final `if __name__` block and
   wraps the rest in a function, which breaks programs using `global`), and sys.stdin has `.buffer` (lcb_runner's
   StringIO does not). These are correct programs that lcb_runner marks wrong; ours passes them.
@@ -70,9 +72,10 @@ DECODING = {"n": 10, "temperature": 0.2, "top_p": 0.95, "max_tokens": 2000, "sto
 
 # Contest-date windows (inclusive, compared as datetimes like compute_scores.py). FuseEval's test.sh passes only
 # `--start_date 2024-06-30` to compute_scores, names the output livecodebench-20240701-20241101.txt, and its README
-# labels the column "LiveCodeBench 2408-2411". "as_run" is what its scores were computed on (with release_latest as
-# of Dec 2024, whose last problems are from about Nov 2024; a newer file adds later problems to this window).
-WINDOWS = {"as_run": ("2024-06-30", None), "label": ("2024-08-01", "2024-11-30"),
+# labels the column "LiveCodeBench 2408-2411". "as_run" is what its scores were computed on: its start date, and
+# release_latest as of Dec 2024, whose last problems are from about Nov 2024. FuseEval set no end date, so a newer
+# release would add problems it never saw; the label's last day bounds the window to what it could have scored.
+WINDOWS = {"as_run": ("2024-06-30", "2024-11-30"), "label": ("2024-08-01", "2024-11-30"),
            "file_name": ("2024-07-01", "2024-11-01")}
 DEFAULT_WINDOW = "as_run"
 
@@ -349,30 +352,29 @@ def _as_lists(value):
     return value
 
 
-def _numbers_close(a: str, b: str) -> bool:
-    if a.isdigit() and b.isdigit():  # integers were already compared as strings
+def _digits(line: str) -> bool:
+    return line.isdigit()  # lcb_runner's combined_int_check on a line of text
+
+
+def _float_lines(got: list[str], want: list[str]) -> bool:
+    """Every line one number, not all of them digit strings, all within np.allclose's default tolerance."""
+    if all(_digits(a) and _digits(b) for a, b in zip(got, want)):
         return False
     try:
-        x, y = float(a), float(b)
+        x, y = [float(a) for a in got], [float(b) for b in want]
     except ValueError:
         return False
-    return abs(x - y) <= 1e-8 + 1e-5 * abs(y)
-
-
-def _line_match(got: str, want: str) -> bool:
-    a, b = got.split(), want.split()
-    if len(a) == len(b) and all(x == y or _numbers_close(x, y) for x, y in zip(a, b)):
-        return True
-    return set(a) == set(b)
+    return len(x) == len(y) and all(a == b or abs(a - b) <= 1e-8 + 1e-5 * abs(b) for a, b in zip(x, y))
 
 
 def outputs_match(got: str, want: str) -> bool:
-    """Printed output vs expected output (see the module docstring)."""
-    got_lines = [line.strip() for line in got.splitlines() if line.strip()]
-    want_lines = [line.strip() for line in want.splitlines() if line.strip()]
-    if got_lines == want_lines:
+    """Printed output vs expected output as lcb_runner's run_test decides it (module docstring), in its order."""
+    lines = got.splitlines()
+    if want.strip() in ("\n".join(lines).strip(), "\n".join(line.strip() for line in lines).strip()):
         return True
-    return len(got_lines) == len(want_lines) and all(_line_match(a, b) for a, b in zip(got_lines, want_lines))
+    want_lines = [line.strip() for line in want.split("\n") if line]
+    kept = [line for line in lines if line]
+    return lines in ([want], want_lines) or kept == want_lines or _float_lines(kept, want_lines)
 
 
 def _check_cases(program: str, tests: list[str], func_name: str | None, prelude: str, timeout_s: float) -> None:
@@ -401,7 +403,7 @@ def _check_cases(program: str, tests: list[str], func_name: str | None, prelude:
         raise AssertionError(failure)
 
 
-SANDBOX_FUNCTIONS = (_timed, _stdin_case, _solution_method, _as_lists, _numbers_close, _line_match, outputs_match,
+SANDBOX_FUNCTIONS = (_timed, _stdin_case, _solution_method, _as_lists, _digits, _float_lines, outputs_match,
                      _check_cases)
 CHECKER = "\n\n".join(inspect.getsource(f) for f in SANDBOX_FUNCTIONS) + (
     "\n\n_check_cases(PROGRAM, TESTS, FUNC_NAME, PRELUDE, TEST_TIMEOUT_S)\n")

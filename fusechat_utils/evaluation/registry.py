@@ -140,9 +140,9 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
     Benchmark("LiveCodeBench 2408-2411", "coding", "graded", "livecodebench", None, "livecodebench", "pass@1",
               "stdin and functional tests (private ones decoded) in the kit's sandbox",
               "lcb_runner release_latest, n 10, temperature 0.2, top_p 0.95, 2000 tokens; scored from "
-              "2024-06-30 on (no end date)",
-              "numbers compared token by token with a tolerance (lcb_runner: single-number lines only); the window "
-              "is eval_lcb_window (default as FuseEval ran it; [2024-08-01, 2024-11-30] for the label)"),
+              "2024-06-30 on (no end date; the kit ends at 2024-11-30, the label's end)",
+              "stdout compared by lcb_runner's rule (checked case by case against its run_test); the window is "
+              "eval_lcb_window (default: FuseEval's start, the label's end; [2024-08-01, 2024-11-30] for the label)"),
 ]}
 
 

@@ -59,8 +59,8 @@ class EvalConfig(SeededStepConfig):
     eval_prompt_family: str = field(default="auto", metadata={
         "help": "prompt family: llama3, qwen25, gemma2 (FuseEval's), chat_template (the model's own template), or "
                 "auto (config.json's model_type, checked by rendering the tokenizer's template; else chat_template)"})
-    eval_lcb_window: list = field(default_factory=lambda: ["2024-06-30", None], metadata={
-        "help": "LiveCodeBench contest dates [start, end] (FuseEval ran from 2024-06-30, no end; its label: 2408-2411)"})
+    eval_lcb_window: list = field(default_factory=lambda: ["2024-06-30", "2024-11-30"], metadata={
+        "help": "LiveCodeBench contest dates [start, end] (FuseEval: from 2024-06-30; end: its label's, 2408-2411)"})
     eval_batch_size: int = field(default=64, metadata={"help": "prompts per generation batch"})
     eval_code_timeout_s: float = field(default=10.0, metadata={"help": "seconds per program in the sandbox"})
     eval_backend: str = field(default="transformers", metadata={"help": "transformers (CPU/toy) or vllm (paper)"})
