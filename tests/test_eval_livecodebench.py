@@ -99,7 +99,9 @@ def test_date_windows_as_run_label_and_file_name(items):
         return [i for i, item in items.items() if lcb.in_window(item, start, end)]
 
     assert lcb.DEFAULT_WINDOW == "as_run" and lcb.WINDOWS["as_run"] == ("2024-06-30", "2024-11-30")
-    assert [i for i, item in items.items() if lcb.in_window(item)] == ["abc370_a", "3410", "1990_A", "3420"]
+    # 3420 (2024-12-07) came after FuseEval's run: a newer release's problem, outside the default window
+    assert [i for i, item in items.items() if lcb.in_window(item)] == ["abc370_a", "3410", "1990_A"]
+    assert ids("2024-06-30", None) == ["abc370_a", "3410", "1990_A", "3420"]
     assert ids(*lcb.WINDOWS["label"]) == ["abc370_a", "3410"]  # 2024-07-06 and 2024-12-07 fall outside 2408-2411
     assert ids(*lcb.WINDOWS["file_name"]) == ["abc370_a", "3410", "1990_A"]
     assert ids("2024-07-06", "2024-07-06") == ["1990_A"]  # both ends inclusive at midnight, as compute_scores
