@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("model", help="smollm2-135m-instruct")
     fetch.add_argument("--models-dir", default="outputs/models")
     fetch.add_argument("--force", action="store_true", help="convert again even if the folder is there")
+    keys = sub.add_parser("params", help="every key of each step: type, default, a profile's value, help")
+    keys.add_argument("--step", help="e.g. 05 or 01-04 (default: all)")
+    keys.add_argument("--profile", help="show this profile's resolved values beside the defaults")
     _add_eval_command(sub)
     _add_shard_commands(sub)
     _add_plan_command(sub)
@@ -222,6 +225,13 @@ def _toy_world(args) -> int:
     return 0
 
 
+def _params(args) -> int:
+    from fusechat_utils.param_table import render, rows
+
+    print(render(rows(args.profile, args.step), args.profile))
+    return 0
+
+
 def _real_world(args) -> int:
     from fusechat_utils.real_world import build
 
@@ -282,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "sweep": _sweep, "toy-world": _toy_world, "real-world": _real_world, "plan": _plan,
-                "import-results": _import_results, "export-data": _export_data, "merge": _merge, "submit": _submit,
+        return {"run": _run, "sweep": _sweep, "toy-world": _toy_world, "real-world": _real_world, "params": _params,
+                "plan": _plan, "import-results": _import_results, "export-data": _export_data, "merge": _merge, "submit": _submit,
                 "push": _push, "fetch-model": _fetch_model, "eval": _eval,
                 "report": _report, "rehearse": _rehearse}[args.command](args)
     except UserError as err:

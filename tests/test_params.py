@@ -274,3 +274,23 @@ def test_overrides_are_typed_and_checked():
         load_profile("llama3.1-8b", {"base": "toy"})
     with pytest.raises(ParamError, match="--set: key 'seed' must be int"):
         load_profile("toy", {"seed": 1.5})
+
+
+def test_fusechat_params_lists_every_key_with_type_default_help_and_the_profiles_value():
+    from fusechat_utils.cli import main
+    from fusechat_utils.param_table import rows
+
+    table = rows("smollm2", "06")
+    assert {r["key"] for r in table} == {f.name for f in dataclasses.fields(config_class("06_dpo"))}
+    beta = next(r for r in table if r["key"] == "dpo_beta")
+    assert (beta["type"], beta["value"], beta["default"]) == ("float", 10.0, load_profile("toy")["dpo_beta"])
+    assert all(r["help"] for r in rows())  # every key of every step says what it is
+    assert main(["params", "--step", "06", "--profile", "smollm2"]) == 0
+
+
+def test_fusechat_params_output_names_changed_values(capsys):
+    from fusechat_utils.cli import main
+
+    main(["params", "--step", "05", "--profile", "llama3.1-8b"])
+    out = capsys.readouterr().out
+    assert out.startswith("05_sft (") and "  sft_learning_rate (float) = 5e-06  [default: " in out
