@@ -104,8 +104,10 @@ ablations: venv
 rehearse: venv
 	$(PY) -m fusechat_utils rehearse --profile all
 
+# At the kit's root, so the executed runs under outputs/ open beside notebooks/; as root (a rented GPU node) Jupyter
+# refuses to start without --allow-root.
 lab: venv
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean-outputs:
 	find outputs -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
