@@ -5,7 +5,7 @@ fixture files for its hub datasets and its benchmark files that do not ship.
   model's own chat template) and ArmoRM (`chat_templates.stand_in_reward_model`: its custom `.score` output through
   trust_remote_code), under `<folder>/models/<org>__<name>/`;
 - `<folder>/fixtures/`: the 8 datasets in their real schemas (`rehearsal_fixtures`);
-- `<folder>/benchmarks/`: the benchmark files the kit cannot ship (GPQA-Diamond, AMC 23, LiveCodeBench), copied
+- `<folder>/benchmarks/`: the benchmark files the kit cannot ship (GPQA-Diamond, LiveCodeBench), copied
   from tests/fixtures/benchmarks/ (rows in each file's released format).
 The judged benchmarks call `loopback_judge.LoopbackJudge` meanwhile.
 The world is built once per folder; `world.json` records what it holds, and a folder built for other models is
@@ -30,8 +30,7 @@ WORLD_FILE = "world.json"
 WORLD_VERSION = 1
 BENCHMARK_FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "benchmarks"
 # Benchmarks whose file the kit cannot ship (registry entries with data=None, LiveBench aside: it is imported).
-SUPPLIED = {"GPQA-Diamond": "gpqa_diamond.jsonl", "AMC 23": "amc23_test.jsonl",
-            "LiveCodeBench 2408-2411": "livecodebench_test.jsonl"}
+SUPPLIED = {"GPQA-Diamond": "gpqa_diamond.jsonl", "LiveCodeBench 2408-2411": "livecodebench_test.jsonl"}
 
 
 @dataclass
