@@ -54,7 +54,7 @@ $(REAL_MODEL): $(VENV)/.installed
 	$(PY) -m fusechat_utils fetch-model smollm2-135m-instruct
 real-model: $(REAL_MODEL)
 
-# A real model through 01-07 on CPU (params/smollm2/, ~1 h on 2 cores): SmolLM2-135M-Instruct as target and both
+# A real model through 01-07 on CPU (params/smollm2/, 35-43 min measured on 2 cores): SmolLM2-135M-Instruct as target and both
 # sources, real prompt rows, real math and code grading; base vs SFT vs DPO in outputs/smollm2/07_eval/.
 real-demo: venv vllm-venv $(REAL_MODEL)
 	$(PY) -m fusechat_utils real-world

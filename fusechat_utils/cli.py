@@ -293,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"run": _run, "sweep": _sweep, "toy-world": _toy_world, "real-world": _real_world, "params": _params,
-                "plan": _plan, "import-results": _import_results, "export-data": _export_data, "merge": _merge, "submit": _submit,
-                "push": _push, "fetch-model": _fetch_model, "eval": _eval,
+                "plan": _plan, "import-results": _import_results, "export-data": _export_data, "merge": _merge,
+                "submit": _submit, "push": _push, "fetch-model": _fetch_model, "eval": _eval,
                 "report": _report, "rehearse": _rehearse}[args.command](args)
     except UserError as err:
         print(f"fusechat {args.command}: {err}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections import Counter
 
 from fusechat_utils.config import load_profile
 from fusechat_utils.steps import config_class, select_steps
@@ -34,16 +35,14 @@ def rows(profile: str | None = None, steps: str | None = None) -> list[dict]:
 
 def render(table: list[dict], profile: str | None) -> str:
     """Text for a terminal: a header per step, then `key (type) = value [default: d]` and the help indented."""
-    lines, step = [], None
+    counts, lines, step = Counter(row["step"] for row in table), [], None
     for row in table:
         if row["step"] != step:
             step = row["step"]
-            lines.append(f"\n{step} ({len([r for r in table if r['step'] == step])} keys"
+            lines.append(f"\n{step} ({counts[step]} keys"
                          f"{', values of profile ' + profile if profile else ''})")
         changed = f"  [default: {row['default']!r}]" if row["value"] != row["default"] else ""
         lines.append(f"  {row['key']} ({row['type']}) = {row['value']!r}{changed}")
         if row["help"]:
             lines.append(f"      {row['help']}")
     return "\n".join(lines).lstrip("\n")
-
-

@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+from fusechat_utils.progress import vllm_progress  # standard library only (tqdm when called)
+
 
 def sampling_params(src: dict, seed: int, max_new_tokens: int):
     from vllm import SamplingParams
@@ -22,8 +24,6 @@ def sampling_params(src: dict, seed: int, max_new_tokens: int):
 
 
 def generate(llm, req: dict, batch: list[dict], label: str = "") -> list[dict]:
-    from fusechat_utils.progress import vllm_progress
-
     src = req["source"]
     prompts, params, keys = [], [], []
     for job in batch:
@@ -53,13 +53,14 @@ def main(request_path: str) -> None:
     llm = LLM(model=src["model"], tensor_parallel_size=req["tensor_parallel_size"],
               dtype=req["dtype"], gpu_memory_utilization=req["gpu_memory_utilization"], seed=0,
               **cpu_engine_args())
-    gen_s = 0.0
+    gen_s, label = 0.0, req.get("label", src["name"])
     for i, batch in enumerate(req["batches"], 1):
         start = time.perf_counter()
-        rows = generate(llm, req, batch, f"02 {req.get('label', src['name'])} batch {i}/{len(req['batches'])}")
+        where = f"batch {i}/{len(req['batches'])}"
+        rows = generate(llm, req, batch, f"02 {label} {where}")
         gen_s += time.perf_counter() - start
         shards.write_chunk(req["chunk_dir"], src["name"], rows, req.get("part", 0))
-        print(f"vllm {req.get('label', src['name'])}: batch {i}/{len(req['batches'])} committed", flush=True)
+        print(f"vllm {label}: {where} committed", flush=True)
         if i == int(os.environ.get("FUSECHAT_SAMPLING_DIE_AFTER", "0")):
             os._exit(9)  # test hook: a worker killed right after k committed batches
     shards.write_timing(req["chunk_dir"], "vllm", src["name"], gen_s, req.get("part", 0))

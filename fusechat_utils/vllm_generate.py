@@ -12,6 +12,8 @@ import json
 import os
 import sys
 
+from fusechat_utils.progress import vllm_progress  # standard library only (tqdm when called)
+
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "presence_penalty", "frequency_penalty",
                  "seed", "stop", "stop_token_ids")
 
@@ -54,8 +56,6 @@ def generate(req: dict) -> list[list[str]]:
               max_model_len=decoding.get("max_model_len"), tensor_parallel_size=req.get("tensor_parallel_size", 1),
               **cpu_engine_args())
     decoding = in_vocab(decoding, len(llm.get_tokenizer()))
-    from fusechat_utils.progress import vllm_progress
-
     progress = vllm_progress(req.get("label") or req["model"])
     outs = llm.generate(req["texts"], sampling_params(decoding), use_tqdm=progress)
     return [[c.text for c in out.outputs] for out in outs]

@@ -352,13 +352,9 @@ def _as_lists(value):
     return value
 
 
-def _digits(line: str) -> bool:
-    return line.isdigit()  # lcb_runner's combined_int_check on a line of text
-
-
 def _float_lines(got: list[str], want: list[str]) -> bool:
     """Every line one number, not all of them digit strings, all within np.allclose's default tolerance."""
-    if all(_digits(a) and _digits(b) for a, b in zip(got, want)):
+    if all(a.isdigit() and b.isdigit() for a, b in zip(got, want)):  # lcb_runner's combined_int_check
         return False
     try:
         x, y = [float(a) for a in got], [float(b) for b in want]
@@ -403,7 +399,7 @@ def _check_cases(program: str, tests: list[str], func_name: str | None, prelude:
         raise AssertionError(failure)
 
 
-SANDBOX_FUNCTIONS = (_timed, _stdin_case, _solution_method, _as_lists, _digits, _float_lines, outputs_match,
+SANDBOX_FUNCTIONS = (_timed, _stdin_case, _solution_method, _as_lists, _float_lines, outputs_match,
                      _check_cases)
 CHECKER = "\n\n".join(inspect.getsource(f) for f in SANDBOX_FUNCTIONS) + (
     "\n\n_check_cases(PROGRAM, TESTS, FUNC_NAME, PRELUDE, TEST_TIMEOUT_S)\n")
